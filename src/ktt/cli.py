@@ -1,0 +1,146 @@
+"""Command-line plumbing: one-line errors for bad overrides and for user errors in a job."""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ktt.errors import KttError
+
+CONFIG_MODULE = "ktt.conf"
+CONFIG_NAME = "config"
+
+
+def register_resolvers() -> None:
+    """Resolvers the configs use: ``${stem:path}`` (a file's name without its suffix)."""
+    if not OmegaConf.has_resolver("stem"):
+        OmegaConf.register_new_resolver("stem", lambda path: Path(str(path)).stem)
+
+
+def fail(message: str, status: int = 2) -> None:
+    """Print ``ktt: error: <message>`` on stderr and exit."""
+    print(f"ktt: error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def catch_user_errors(task):
+    """Turn a :class:`KttError` raised by a job into one line on stderr and exit status 2.
+
+    In a multirun the error is re-raised instead, so the launcher records the
+    failed job and goes on with the others.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg):
+        try:
+            return task(cfg)
+        except KttError as error:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            fail(str(error))
+
+    return wrapper
+
+
+def precheck(argv: list[str]) -> None:
+    """Compose the config once, as Hydra will, and report a bad override in one line.
+
+    Unknown keys (``los=hinge``) and unknown group options (``model=foo``) exit
+    with status 2 and a line naming the key and what is allowed. Sweeps are checked
+    with their first value. Anything this check cannot judge is left to Hydra.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args = get_args_parser().parse_args(argv)
+    except SystemExit:
+        return  # Hydra's parser will report it
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_dir \
+            or args.config_path or args.config_name or args.experimental_rerun:
+        return
+    overrides = _first_values(args.overrides)
+    if overrides is None:
+        return
+    message = _composition_error(overrides)
+    if message:
+        fail(message)
+
+
+def _first_values(overrides: list[str]) -> list[str] | None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return None  # a syntax error: Hydra explains those itself
+    first = []
+    for override in parsed:
+        if override.key_or_group.startswith("hydra"):
+            continue
+        if not override.is_sweep_override():
+            first.append(override.input_line)
+            continue
+        try:
+            value = next(iter(override.sweep_string_iterator()))
+        except Exception:
+            continue  # e.g. interval(...) for a sweeper: nothing to check here
+        prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}.get(override.type, "")
+        first.append(f"{prefix}{override.key_or_group}={value}")
+    return first
+
+
+def _composition_error(overrides: list[str]) -> str | None:
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            try:
+                compose(CONFIG_NAME, overrides=overrides)
+                return None
+            except MissingConfigException as error:
+                return _missing_option_message(error)
+            except HydraException as error:
+                return _override_message(str(error), overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _missing_option_message(error) -> str:
+    match = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
+    options = ", ".join(error.options or []) if getattr(error, "options", None) else ""
+    if match:
+        group, option = match.groups()
+        return f"unknown {group} {option!r} (available: {options or 'none'})"
+    return str(error).strip().splitlines()[0]
+
+
+def _override_message(text: str, overrides: list[str]) -> str:
+    from hydra import compose
+
+    match = re.search(r"Could not (?:override|append to config|delete from config)\.? '?([^'.\s]+(?:\.[^'.\s]+)*)'?", text)
+    if not match:
+        match = re.search(r"Key '([^']+)' is not in struct", text)
+    if not match:
+        return text.strip().splitlines()[0]
+    key = match.group(1)
+    parent, _, leaf = key.rpartition(".")
+    rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
+    try:
+        node = compose(CONFIG_NAME, overrides=rest)
+        node = OmegaConf.select(node, parent) if parent else node
+        known = sorted(str(k) for k in node.keys()) if node is not None and hasattr(node, "keys") else []
+    except Exception:
+        known = []
+    where = f"under '{parent}'" if parent else "at the top level"
+    return f"unknown key '{key}' (keys {where}: {', '.join(known)})"

@@ -1,0 +1,223 @@
+"""The adapter base: from a source of labelled text to an intermediate dataset.
+
+A concrete adapter only says how to read its source (:meth:`Adapter.read`) and
+what identifies the source's content (:meth:`Adapter.fingerprint`). Cleaning,
+depth, subsampling, splitting, building the hierarchy, writing and caching are
+the same for every source and live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ktt.data.intermediate import IntermediateDataset, write_dataset
+from ktt.errors import KttError
+from ktt.hierarchy import Hierarchy
+from ktt.params import Interval, validate_params
+
+log = logging.getLogger(__name__)
+
+#: Bump when the intermediate format or the adaptation rules change: old caches are then ignored.
+FORMAT_VERSION = 1
+
+
+class Adapter(ABC):
+    """Common adaptation logic.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name (names the cache folder and, by default, the MLflow experiment).
+    depth : int or None
+        Number of hierarchy levels to keep (paths are cut to their first ``depth``
+        labels). None keeps all levels, which requires every path to have the same length.
+    split : sequence of 3 floats
+        Train, validation and test proportions, summing to 1.
+    proportion : float
+        Share of the (clean) rows to use, sampled with ``seed``; for quick runs.
+    seed : int
+        Seed of the subsample and the split.
+    """
+
+    _parameter_constraints = {
+        "name": [str],
+        "depth": [None, Interval(int, 1, None)],
+        "proportion": [Interval(float, 0, 1, closed="right")],
+        "seed": [Interval(int, 0, None)],
+    }
+
+    def __init__(
+        self,
+        name: str,
+        depth: int | None = None,
+        split: Sequence[float] = (0.8, 0.1, 0.1),
+        proportion: float = 1.0,
+        seed: int = 42,
+    ):
+        self.name = name
+        self.depth = depth
+        self.split = split
+        self.proportion = proportion
+        self.seed = seed
+
+    # ------------------------------------------------------------ per source
+    @abstractmethod
+    def read(self) -> pd.DataFrame:
+        """The source's rows as a DataFrame with ``text`` and ``path`` (list of labels).
+
+        Rows may be dirty (missing text or labels): :meth:`adapt` drops and counts them.
+        """
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A string that changes whenever the source's content changes."""
+
+    def settings(self) -> dict:
+        """The settings that shape the result (part of the cache key)."""
+        return {
+            "adapter": type(self).__name__,
+            "depth": self.depth,
+            "split": [float(s) for s in self.split],
+            "proportion": float(self.proportion),
+            "seed": int(self.seed),
+        }
+
+    # ---------------------------------------------------------------- common
+    def validate(self) -> None:
+        """Check the settings; raise :class:`KttError` on the first bad one."""
+        constraints = {}
+        for klass in reversed(type(self).__mro__):
+            constraints.update(getattr(klass, "_parameter_constraints", {}))
+        validate_params({k: getattr(self, k) for k in constraints}, constraints)
+        split = list(self.split)
+        if (
+            len(split) != 3
+            or any(not isinstance(s, (int, float)) or s < 0 for s in split)
+            or not math.isclose(sum(split), 1.0, abs_tol=1e-6)
+            or split[0] == 0
+            or split[2] == 0
+        ):
+            raise KttError(
+                f"invalid split={split} (allowed: three proportions [train, val, test] "
+                "summing to 1, train and test > 0)"
+            )
+
+    def cache_key(self) -> str:
+        blob = json.dumps(
+            {"format": FORMAT_VERSION, "source": self.fingerprint(), "settings": self.settings()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def adapt(self, cache_dir: str | Path) -> IntermediateDataset:
+        """Adapt the source, or reuse the cached result if source and settings are unchanged.
+
+        Parameters
+        ----------
+        cache_dir : path-like
+            Where intermediate datasets are kept, one folder per dataset and cache key.
+
+        Returns
+        -------
+        IntermediateDataset
+        """
+        self.validate()
+        destination = Path(cache_dir) / self.name / self.cache_key()
+        if (destination / "meta.json").is_file():
+            log.info("Using the cached intermediate dataset %s", destination)
+            return IntermediateDataset(destination)
+        log.info("Adapting dataset %r", self.name)
+        frame = self.read()
+        frame, dropped = clean(frame)
+        n_rows = len(frame) + sum(dropped.values())
+        for reason, count in dropped.items():
+            if count:
+                log.warning("Dropped %d of %d rows: %s", count, n_rows, reason)
+        if frame.empty:
+            raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped)")
+        frame["path"] = cut_paths(frame["path"], self.depth)
+        frame = self._subsample(frame)
+        hierarchy, codes = Hierarchy.from_paths(frame["path"])
+        frame = pd.DataFrame({"text": frame["text"].to_numpy(), "codes": list(codes)})
+        frames = self._split(frame)
+        meta = {
+            "name": self.name,
+            "source": self.fingerprint(),
+            "settings": self.settings(),
+            "rows_read": n_rows,
+            "rows_dropped": dropped,
+            "sizes": {name: len(f) for name, f in frames.items()},
+            "level_sizes": hierarchy.level_sizes,
+        }
+        dataset = write_dataset(destination, frames, hierarchy, meta)
+        log.info(
+            "Wrote %s: %s rows (train/val/test), levels of %s classes",
+            destination,
+            "/".join(str(len(f)) for f in frames.values()),
+            "/".join(str(s) for s in hierarchy.level_sizes),
+        )
+        return dataset
+
+    def _subsample(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.proportion >= 1:
+            return frame.reset_index(drop=True)
+        n = max(1, round(len(frame) * self.proportion))
+        rng = np.random.default_rng(self.seed)
+        keep = np.sort(rng.choice(len(frame), size=n, replace=False))
+        return frame.iloc[keep].reset_index(drop=True)
+
+    def _split(self, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        rng = np.random.default_rng(self.seed + 1)
+        order = rng.permutation(len(frame))
+        n_train = round(len(frame) * self.split[0])
+        n_val = round(len(frame) * self.split[1])
+        if n_train == 0 or n_train + n_val >= len(frame):
+            raise KttError(
+                f"dataset {self.name!r} has {len(frame)} usable rows: too few for split={list(self.split)}"
+            )
+        bounds = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+        return {name: frame.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in bounds.items()}
+
+
+def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop rows without usable text or labels; return the rest and the counts by reason."""
+    text_ok = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+    path_ok = frame["path"].map(_valid_path)
+    dropped = {
+        "empty or missing text": int((~text_ok).sum()),
+        "missing or empty label": int((text_ok & ~path_ok).sum()),
+    }
+    return frame[text_ok & path_ok], dropped
+
+
+def _valid_path(path) -> bool:
+    if path is None or isinstance(path, (str, bytes)) or not hasattr(path, "__len__") or len(path) == 0:
+        return False
+    return all(isinstance(label, str) and label.strip() for label in path)
+
+
+def cut_paths(paths: pd.Series, depth: int | None) -> pd.Series:
+    """Cut every label path to ``depth`` levels (None: all paths must be equally deep)."""
+    lengths = paths.map(len)
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    if depth is None:
+        if shortest != longest:
+            raise KttError(
+                f"label paths have {shortest} to {longest} levels; set depth (at most {shortest}) to cut them"
+            )
+        return paths.map(lambda p: tuple(label.strip() for label in p))
+    if depth > shortest:
+        raise KttError(
+            f"depth={depth} is deeper than the data: the shortest label path has {shortest} "
+            f"level(s) (data row {lengths.idxmin()}); use depth<={shortest}"
+        )
+    return paths.map(lambda p: tuple(label.strip() for label in p[:depth]))

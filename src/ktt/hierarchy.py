@@ -1,0 +1,168 @@
+"""The label hierarchy: one object that models, metrics and exporters all ask.
+
+It is KTT's ``hierarchy.json``: every class of every level in one list
+(``classes``), level by level, with ``level_sizes``, ``level_offsets`` (where
+each level starts in ``classes``; one more entry than levels) and ``parent_of``
+(for each class, the index in ``classes`` of its parent; ``-1`` on the top level).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ktt.errors import KttError
+
+PATH_SEPARATOR = " > "
+
+
+class Hierarchy:
+    """A fixed-depth tree of classes.
+
+    Parameters
+    ----------
+    classes : list of str
+        Class names, level by level; unique.
+    level_sizes : list of int
+        How many classes each level has.
+    parent_of : list of int
+        Index (into ``classes``) of each class's parent, ``-1`` for top-level classes.
+    """
+
+    def __init__(self, classes: Sequence[str], level_sizes: Sequence[int], parent_of: Sequence[int]):
+        self.classes = list(classes)
+        self.level_sizes = [int(s) for s in level_sizes]
+        self.parent_of = [int(p) for p in parent_of]
+        self.level_offsets = [0]
+        for size in self.level_sizes:
+            self.level_offsets.append(self.level_offsets[-1] + size)
+        if self.level_offsets[-1] != len(self.classes) or len(self.parent_of) != len(self.classes):
+            raise KttError("hierarchy is inconsistent: level_sizes and parent_of must cover every class")
+        if len(set(self.classes)) != len(self.classes):
+            raise KttError("hierarchy is inconsistent: class names must be unique")
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_paths(cls, paths: Iterable[Sequence[str]]) -> tuple["Hierarchy", np.ndarray]:
+        """Build the hierarchy of a set of equal-length label paths.
+
+        A class is a path prefix. Its name is its own label, or, where the same
+        label sits under two parents on one level, the whole prefix joined by
+        ``" > "``. Classes are ordered by their prefix, so children of one parent
+        are contiguous and the result does not depend on row order.
+
+        Parameters
+        ----------
+        paths : iterable of sequences of str
+            One root-to-leaf label path per example, all of the same length.
+
+        Returns
+        -------
+        hierarchy : Hierarchy
+        codes : ndarray of shape (n_examples, depth)
+            Each example's class index (into ``classes``) on every level.
+        """
+        paths = [tuple(p) for p in paths]
+        if not paths:
+            raise KttError("no labelled rows to build a hierarchy from")
+        depth = len(paths[0])
+        if any(len(p) != depth for p in paths):
+            raise KttError("label paths must all have the same length")
+        classes, level_sizes, parent_of = [], [], []
+        index_of: dict[tuple, int] = {}
+        for level in range(depth):
+            prefixes = sorted({p[: level + 1] for p in paths})
+            label_count = Counter(prefix[-1] for prefix in prefixes)
+            for prefix in prefixes:
+                index_of[prefix] = len(classes)
+                name = prefix[-1] if label_count[prefix[-1]] == 1 else PATH_SEPARATOR.join(prefix)
+                classes.append(name)
+                parent_of.append(index_of[prefix[:-1]] if level else -1)
+            level_sizes.append(len(prefixes))
+        codes = np.array([[index_of[p[: lvl + 1]] for lvl in range(depth)] for p in paths], dtype=np.int64)
+        return cls(classes, level_sizes, parent_of), codes
+
+    # --------------------------------------------------------------- (de)serial
+    def to_dict(self) -> dict:
+        """The ``hierarchy.json`` content."""
+        return {
+            "classes": self.classes,
+            "level_sizes": self.level_sizes,
+            "level_offsets": self.level_offsets,
+            "parent_of": self.parent_of,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Hierarchy":
+        try:
+            return cls(data["classes"], data["level_sizes"], data["parent_of"])
+        except KeyError as missing:
+            raise KttError(f"hierarchy.json lacks the key {missing}") from None
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Hierarchy":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hierarchy) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Hierarchy(depth={self.depth}, level_sizes={self.level_sizes})"
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def depth(self) -> int:
+        return len(self.level_sizes)
+
+    def level_classes(self, level: int) -> list[str]:
+        """Names of the classes on ``level`` (0 = top)."""
+        return self.classes[self.level_offsets[level] : self.level_offsets[level + 1]]
+
+    @property
+    def leaf_classes(self) -> list[str]:
+        return self.level_classes(self.depth - 1)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Class name to its index in ``classes``."""
+        return {name: i for i, name in enumerate(self.classes)}
+
+    @cached_property
+    def leaf_paths(self) -> np.ndarray:
+        """Array (n_leaves, depth): the class index on every level of each leaf's path."""
+        n_leaves = self.level_sizes[-1]
+        paths = np.empty((n_leaves, self.depth), dtype=np.int64)
+        paths[:, -1] = np.arange(self.level_offsets[-2], self.level_offsets[-1])
+        parent_of = np.asarray(self.parent_of)
+        for level in range(self.depth - 2, -1, -1):
+            paths[:, level] = parent_of[paths[:, level + 1]]
+        return paths
+
+    @cached_property
+    def children(self) -> dict[int, list[int]]:
+        """Class index to the indices of its children (``-1`` is the root)."""
+        children = defaultdict(list)
+        for i, parent in enumerate(self.parent_of):
+            children[parent].append(i)
+        return dict(children)
+
+    def leaf_path_indices(self, leaf_names: Sequence[str]) -> np.ndarray:
+        """Array (n, depth) of class indices on the path to each named leaf."""
+        offset = self.level_offsets[-2]
+        try:
+            rows = [self.index[name] - offset for name in leaf_names]
+        except KeyError as unknown:
+            raise KttError(f"{unknown.args[0]!r} is not a leaf class of this hierarchy") from None
+        return self.leaf_paths[np.asarray(rows, dtype=np.int64)]
+
+    def path_names(self, leaf_name: str) -> list[str]:
+        """Class names from the top level down to ``leaf_name``."""
+        return [self.classes[i] for i in self.leaf_path_indices([leaf_name])[0]]

@@ -1,0 +1,142 @@
+"""The ``Model`` contract every ktt model fulfils.
+
+The methods are those of the original KTT guide: ``from_checkpoint``, ``save``,
+``load``, ``fit``, ``test``, ``gen_reference_set`` and the exporters. A model
+knows how to save itself; where the checkpoint goes is the runner's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from ktt.errors import KttError
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path, sha256: str | None = None) -> Any:
+    """Unpickle a checkpoint after checking its sha256.
+
+    A joblib file is code: it is opened only if its bytes match ``sha256`` or,
+    when that is not given, the digest recorded beside it in ``<path>.sha256``.
+
+    Raises
+    ------
+    KttError
+        If the file is missing, has no recorded digest, does not match it, or cannot be read.
+    """
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise KttError(f"checkpoint {path} does not exist")
+    if sha256 is None:
+        sidecar = path.with_name(path.name + ".sha256")
+        if not sidecar.is_file():
+            raise KttError(f"checkpoint {path} has no {sidecar.name} beside it; refusing to unpickle an unverified file")
+        sha256 = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise KttError(
+            f"checkpoint {path} does not match its recorded sha256 (corrupt or replaced); refusing to load it"
+        )
+    try:
+        return joblib.load(path)
+    except Exception as error:  # a verified file that still fails: versions differ
+        raise KttError(f"cannot load checkpoint {path}: {type(error).__name__}: {error}".splitlines()[0]) from None
+
+
+class Model(ABC):
+    """Abstract base of ktt models.
+
+    Subclasses follow scikit-learn's conventions: the constructor only stores its
+    parameters; ``fit`` learns, sets attributes ending in ``_`` and returns self.
+    """
+
+    #: Parameter name -> allowed forms (see :mod:`ktt.params`), checked by :meth:`validate_params`.
+    _parameter_constraints: dict = {}
+
+    def validate_params(self) -> None:
+        """Check the parameters against ``_parameter_constraints`` (all classes of the MRO)."""
+        from ktt.params import validate_params
+
+        constraints: dict = {}
+        for klass in reversed(type(self).__mro__):
+            constraints.update(klass.__dict__.get("_parameter_constraints", {}))
+        validate_params({name: getattr(self, name) for name in constraints}, constraints)
+
+    # --------------------------------------------------------------- persistence
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, sha256: str | None = None) -> "Model":
+        """Rebuild a saved model, topology included, from its checkpoint alone.
+
+        Parameters
+        ----------
+        path : path-like
+            A file written by :meth:`save`.
+        sha256 : str, optional
+            Expected digest; defaults to the one recorded beside the file.
+        """
+        model = read_checkpoint(path, sha256)
+        if not isinstance(model, cls):
+            raise KttError(f"checkpoint {path} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+    def save(self, path: str | Path) -> str:
+        """Write the whole model to ``path`` and its sha256 to ``<path>.sha256``.
+
+        Returns
+        -------
+        str
+            The checkpoint's sha256.
+        """
+        import joblib
+
+        from ktt.data.intermediate import write_atomic
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda tmp: joblib.dump(self, tmp))
+        digest = file_sha256(path)
+        path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+        return digest
+
+    def load(self, path: str | Path, sha256: str | None = None) -> "Model":
+        """Replace this instance's state with a checkpoint's; returns self."""
+        loaded = type(self).from_checkpoint(path, sha256)
+        self.__dict__.clear()
+        self.__dict__.update(loaded.__dict__)
+        return self
+
+    # ------------------------------------------------------------------ learning
+    @abstractmethod
+    def fit(self, train, val=None) -> "Model":
+        """Learn from ``train`` (a :class:`~ktt.model_sklearn.Loader`); ``val`` is optional."""
+
+    @abstractmethod
+    def test(self, loader, return_encodings: bool = False) -> dict:
+        """Score a loader; returns ``targets``, ``targets_b``, ``predictions``, ``scores``
+        (and ``encodings`` when asked)."""
+
+    @abstractmethod
+    def gen_reference_set(self, loader):
+        """The reference DataFrame for drift monitoring (``targets``, ``F0..``, ``C<class>``)."""
+
+    # ------------------------------------------------------------------- export
+    def export_onnx(self, path: str | Path) -> Path:
+        """Write an ONNX graph of the model."""
+        raise KttError(f"ONNX export is not supported for {type(self).__name__}")
+
+    def export_bento(self, path: str | Path, reference_set_path: str | Path | None = None) -> Path:
+        """Build a BentoML service for the model (with monitoring if a reference set is given)."""
+        raise KttError(f"BentoML export is not supported for {type(self).__name__}")

@@ -1,0 +1,165 @@
+"""scikit-learn utilities: loaders, metrics, pooled features and a base model.
+
+This is the original KTT's ``model_sklearn`` module: ``get_loaders`` turns an
+intermediate dataset into ``(texts, targets)`` pairs of preprocessed text and
+leaf class names, ``get_metrics`` scores a ``test()`` output, and
+:class:`SklearnModel` implements the parts of the :class:`~ktt.model.Model`
+contract that every tf-idf model shares.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import BaseEstimator
+
+from ktt.errors import KttError
+from ktt.hierarchy import Hierarchy
+from ktt.model import Model
+
+#: Width of the average pools of tf-idf features in reference sets and monitoring rows.
+REFERENCE_SET_FEATURE_POOL = 64
+
+
+class Loader(NamedTuple):
+    """One split as a model sees it: preprocessed texts and their leaf class names."""
+
+    texts: list[str]
+    targets: np.ndarray
+
+
+def get_loaders(dataset, progress: bool = False) -> tuple[Loader, Loader, Loader]:
+    """The train, validation and test loaders of an intermediate dataset.
+
+    Texts are preprocessed (tokenised and stemmed) once and cached beside the dataset.
+
+    Parameters
+    ----------
+    dataset : ktt.data.intermediate.IntermediateDataset
+    progress : bool
+        Show progress bars while preprocessing.
+    """
+    loaders = []
+    for name in ("train", "val", "test"):
+        frame = dataset.split(name)
+        loaders.append(Loader(dataset.preprocessed_texts(name, progress=progress), dataset.leaf_targets(frame)))
+    return tuple(loaders)
+
+
+def get_metrics(output: dict, hierarchy: Hierarchy, prefix: str = "") -> dict[str, float]:
+    """Leaf, per-level and hierarchical metrics of a ``test()`` output (see :mod:`ktt.metrics`)."""
+    from ktt.metrics import get_metrics as compute
+
+    return compute(output, hierarchy, prefix=prefix)
+
+
+def pool_features(features, pool: int = REFERENCE_SET_FEATURE_POOL) -> np.ndarray:
+    """Average-pool each row's features over consecutive groups of ``pool`` columns.
+
+    Parameters
+    ----------
+    features : sparse matrix or ndarray of shape (n, n_features)
+    pool : int
+        Group width; the last group is narrower when ``pool`` does not divide n_features.
+
+    Returns
+    -------
+    ndarray of shape (n, ceil(n_features / pool))
+    """
+    n_features = features.shape[1]
+    n_pooled = -(-n_features // pool)
+    columns = np.arange(n_features)
+    widths = np.minimum(pool, n_features - np.arange(n_pooled) * pool)
+    pooling = sparse.csr_matrix(
+        (1.0 / widths[columns // pool], (columns, columns // pool)), shape=(n_features, n_pooled)
+    )
+    pooled = features @ pooling
+    return pooled.toarray() if sparse.issparse(pooled) else np.asarray(pooled)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, the normalisation ktt applies to decision scores of non-probabilistic losses."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+class SklearnModel(Model, BaseEstimator):
+    """Shared implementation for tf-idf models.
+
+    A subclass implements :meth:`fit` (setting ``classes_``, the leaf classes in
+    score-column order), :meth:`encode` (texts to tf-idf features) and
+    :meth:`score_features` (features to per-leaf scores). Predictions are always
+    the argmax of the scores, so every exporter and server agrees with ``test()``.
+    """
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str]):
+        """tf-idf features (sparse, n x n_features) of preprocessed texts."""
+
+    @abstractmethod
+    def score_features(self, features) -> np.ndarray:
+        """Per-leaf scores (n x n_classes, in ``classes_`` order) of encoded texts."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise KttError(f"{type(self).__name__} is not fitted yet; call fit or load a checkpoint")
+
+    def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-leaf scores of preprocessed texts."""
+        self._check_fitted()
+        return self.score_features(self.encode(texts))
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Predicted leaf class names of preprocessed texts."""
+        return self.classes_[np.argmax(self.predict_scores(texts), axis=1)]
+
+    def test(self, loader: Loader, return_encodings: bool = False) -> dict:
+        """Score a loader.
+
+        Returns
+        -------
+        dict
+            ``targets`` (leaf names), ``targets_b`` (binarised targets, columns in
+            ``classes`` order), ``predictions`` (leaf names), ``scores``, ``classes``
+            and, if ``return_encodings``, ``encodings`` (pooled tf-idf features).
+        """
+        self._check_fitted()
+        texts, targets = loader
+        features = self.encode(texts)
+        scores = self.score_features(features)
+        column = {name: i for i, name in enumerate(self.classes_)}
+        targets_b = np.zeros(scores.shape, dtype=np.int8)
+        rows = [(r, column[t]) for r, t in enumerate(targets) if t in column]
+        if rows:
+            r, c = zip(*rows)
+            targets_b[list(r), list(c)] = 1
+        output = {
+            "targets": np.asarray(targets, dtype=object),
+            "targets_b": targets_b,
+            "predictions": self.classes_[np.argmax(scores, axis=1)],
+            "scores": scores,
+            "classes": self.classes_,
+        }
+        if return_encodings:
+            output["encodings"] = pool_features(features)
+        return output
+
+    def gen_reference_set(self, loader: Loader) -> pd.DataFrame:
+        """The reference set for drift monitoring.
+
+        Columns: ``targets`` (leaf names), ``F0..F<k>`` (average-pooled tf-idf
+        features, pool width :data:`REFERENCE_SET_FEATURE_POOL`) and one
+        ``C<class>`` score column per leaf class.
+        """
+        output = self.test(loader, return_encodings=True)
+        encodings, scores = output["encodings"], output["scores"]
+        columns = {"targets": output["targets"]}
+        columns.update({f"F{i}": encodings[:, i] for i in range(encodings.shape[1])})
+        columns.update({f"C{name}": scores[:, i] for i, name in enumerate(self.classes_)})
+        return pd.DataFrame(columns)

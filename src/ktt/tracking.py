@@ -1,0 +1,202 @@
+"""Everything ktt logs to MLflow, in one place.
+
+One run per job, in an experiment named after the dataset. The runner calls
+these functions; model code never talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+from mlflow.entities import RunStatus
+from omegaconf import DictConfig, OmegaConf
+
+from ktt.errors import KttError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "model.joblib"
+SHA256_TAG = "ktt.checkpoint_sha256"
+ERROR_TAG = "ktt.error"
+#: Packages whose versions every run records.
+TRACKED_PACKAGES = ("ktt", "scikit-learn", "numpy", "scipy", "pandas", "nltk", "joblib", "mlflow",
+                    "hydra-core", "omegaconf", "pyarrow")
+
+
+def configure(uri: str | None) -> None:
+    """Point MLflow at ``uri`` (None keeps MLflow's default: ``sqlite:///mlflow.db`` in the cwd)."""
+    if uri:
+        mlflow.set_tracking_uri(uri)
+
+
+@contextlib.contextmanager
+def start_run(experiment: str, run_name: str | None = None, **kwargs) -> Iterator[mlflow.ActiveRun]:
+    """Start a run that ends FINISHED only if the body completes.
+
+    Any exception ends it FAILED, with the error's first line as the ``ktt.error``
+    tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised.
+    """
+    mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, **kwargs)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.set_tag(ERROR_TAG, "interrupted")
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        mlflow.set_tag(ERROR_TAG, message[:5000])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """Nested dict to ``a.b.c`` keys with string values (MLflow params)."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value)[:6000]
+    return flat
+
+
+def log_config(cfg: DictConfig) -> None:
+    """The resolved config as flat params (the ``hydra`` node excluded)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    mlflow.log_params(flatten(resolved))
+
+
+def log_environment() -> None:
+    """Package versions, Python, and the project's git commit, as tags."""
+    tags = {"ktt.python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            tags[f"ktt.version.{package}"] = version(package)
+        except PackageNotFoundError:
+            pass
+    commit, dirty = git_state(Path(__file__).resolve().parent)
+    if commit:
+        tags["ktt.git_commit"] = commit
+        tags["ktt.git_dirty"] = str(dirty).lower()
+    mlflow.set_tags(tags)
+
+
+def git_state(directory: Path) -> tuple[str | None, bool]:
+    """The commit of the git checkout holding ``directory`` and whether it has changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
+                                text=True, timeout=10)
+        if commit.returncode:
+            return None, False
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=directory,
+                                capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def log_dataset(dataset) -> None:
+    """Dataset fingerprint, cache folder, split sizes and dropped rows."""
+    meta = dataset.meta
+    params = {
+        "data.fingerprint": meta["source"],
+        "data.cache_dir": str(dataset.path),
+        "data.level_sizes": "/".join(map(str, meta["level_sizes"])),
+        "data.rows_read": meta["rows_read"],
+    }
+    params.update({f"data.{name}_size": size for name, size in meta["sizes"].items()})
+    params.update({f"data.dropped.{reason.replace(' ', '_')}": n for reason, n in meta["rows_dropped"].items()})
+    mlflow.log_params(params)
+    mlflow.log_artifact(str(dataset.path / "hierarchy.json"))
+
+
+def log_model(model, hierarchy) -> str:
+    """The joblib checkpoint (with its sha256, also as a tag) and ``hierarchy.json``.
+
+    Returns
+    -------
+    str
+        The checkpoint's sha256.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / CHECKPOINT_DIR
+        digest = model.save(folder / CHECKPOINT_FILE)
+        hierarchy.to_json(folder / "hierarchy.json")
+        mlflow.log_artifacts(str(folder), CHECKPOINT_DIR)
+    mlflow.set_tag(SHA256_TAG, digest)
+    return digest
+
+
+def log_hydra_files(output_dir: str | Path) -> None:
+    """The job's ``.hydra`` folder (config, overrides, hydra settings)."""
+    hydra_dir = Path(output_dir) / ".hydra"
+    if hydra_dir.is_dir():
+        mlflow.log_artifacts(str(hydra_dir), "hydra")
+
+
+def log_frame(frame, artifact_file: str) -> None:
+    """A DataFrame as a Parquet artifact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(artifact_file).name
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if Path(artifact_file).parent.name else None)
+
+
+def checkpoint_uri(run_id: str) -> str:
+    """The ``runs:/`` URI of a run's checkpoint."""
+    return f"runs:/{run_id}/{CHECKPOINT_DIR}/{CHECKPOINT_FILE}"
+
+
+def load_model(run_id: str, tracking_uri: str | None = None):
+    """Download a run's checkpoint and load it, verified against the run's recorded sha256.
+
+    Parameters
+    ----------
+    run_id : str
+        An MLflow run id (``runs:/<id>`` is accepted too).
+    tracking_uri : str, optional
+        The tracking store; defaults to MLflow's current one.
+
+    Returns
+    -------
+    ktt.model.Model
+    """
+    from ktt.model import Model
+
+    run_id = run_id.removeprefix("runs:/").split("/")[0]
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        raise KttError(f"no MLflow run {run_id!r} in {mlflow.get_tracking_uri() if tracking_uri is None else tracking_uri}") from None
+    expected = run.data.tags.get(SHA256_TAG)
+    if expected is None:
+        raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
+    )
+    return Model.from_checkpoint(local, sha256=expected)
+
+
+def ui_hint(run) -> str:
+    """How to open a run in the MLflow UI."""
+    uri = mlflow.get_tracking_uri()
+    command = "mlflow ui" if uri.startswith("sqlite:///mlflow.db") or not uri else f"mlflow ui --backend-store-uri {uri}"
+    return (f"run {run.info.run_id} (experiment {run.info.experiment_id}); open it with `{command}` and "
+            f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")

@@ -1,0 +1,97 @@
+"""The training recipe behind ``python -m ktt``.
+
+Data flows one way: dataset config -> adapter -> intermediate dataset (cached)
+-> preprocessed loaders (cached) -> model.fit -> model.test -> metrics -> MLflow
+run. Each arrow is one call below.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from ktt import tracking
+from ktt.errors import KttError
+from ktt.model_sklearn import get_loaders, get_metrics
+from ktt.progress import stage
+
+log = logging.getLogger("ktt")
+
+
+def train(cfg: DictConfig) -> float:
+    """Adapt the dataset, fit and test the model, and track it all in one MLflow run.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The composed config (see ``conf/config.yaml``).
+
+    Returns
+    -------
+    float
+        The value of ``cfg.objective`` (what a sweep optimises).
+    """
+    model = instantiate(cfg.model, _convert_="all")
+    model.validate_params()  # bad hyperparameters fail here, before any data is read
+    adapter = instantiate(cfg.dataset, _convert_="all")
+    adapter.validate()
+
+    tracking.configure(cfg.tracking.uri)
+    timings: dict[str, float] = {}
+    with tracking.start_run(cfg.tracking.experiment, cfg.tracking.run_name) as run:
+        tracking.log_config(cfg)
+        tracking.log_environment()
+        with stage("adapting data", timings):
+            dataset = adapter.adapt(cfg.paths.cache_dir)
+        tracking.log_dataset(dataset)
+        with stage("preprocessing", timings):
+            train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress)
+        hierarchy = dataset.hierarchy
+        model.set_params(hierarchy=hierarchy)
+
+        with stage(f"fitting {cfg.tracking.run_name}", timings):
+            model.fit(train_loader, val_loader)
+        metrics = {}
+        with stage("testing", timings):
+            if len(val_loader.texts):
+                metrics.update(get_metrics(model.test(val_loader), hierarchy, prefix="val_"))
+            test_output = model.test(test_loader)
+            metrics.update(get_metrics(test_output, hierarchy, prefix="test_"))
+        mlflow.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
+        if cfg.objective not in metrics:
+            raise KttError(f"objective {cfg.objective!r} is not a computed metric (e.g. {', '.join(sorted(metrics)[:4])})")
+
+        tracking.log_model(model, hierarchy)
+        if cfg.plots:
+            with stage("plotting"):
+                log_plots(test_output, hierarchy)
+        if cfg.reference:
+            with stage("generating the reference set"):
+                loader = {"train": train_loader, "val": val_loader, "test": test_loader}[cfg.reference_split]
+                tracking.log_frame(model.gen_reference_set(loader), "reference/reference_set.parquet")
+        tracking.log_hydra_files(HydraConfig.get().runtime.output_dir)
+        report(metrics, run)
+    return float(metrics[cfg.objective])
+
+
+def log_plots(output: dict, hierarchy) -> None:
+    """Per-level confusion matrices and PR curves, as artifacts under ``plots/``."""
+    from ktt.plots import save_plots
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_plots(output, hierarchy, Path(tmp))
+        mlflow.log_artifacts(tmp, "plots")
+
+
+def report(metrics: dict[str, float], run) -> None:
+    """Print the metrics table and where the run is."""
+    from ktt.metrics import format_table
+
+    print(format_table(metrics))
+    print(tracking.ui_hint(run))

@@ -1,0 +1,61 @@
+"""Shared fixtures: small real data, an isolated MLflow store, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A file of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/data is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def icd_sample(tmp_path_factory) -> Path:
+    """About 3,000 real ICD-10-CM rows from the first 3 chapters, as a CSV (made from the bundled package)."""
+    from ktt.data.icd10cm import ICD10CMAdapter
+
+    frame = ICD10CMAdapter(name="icd10cm").read()
+    chapters = frame["path"].map(lambda p: p[0])
+    keep = chapters.isin(chapters.unique()[:3])
+    frame = frame[keep].sample(n=3000, random_state=0).sort_index()
+    path = tmp_path_factory.mktemp("data") / "icd_sample.csv"
+    pd.DataFrame({"text": frame["text"], "category": frame["path"].map(" > ".join)}).to_csv(path, index=False)
+    return path
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None, timeout: int = 600):
+    """Run ``python -m ktt`` in ``cwd`` (so its MLflow store and outputs stay there)."""
+    full_env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA), **(env or {})}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run([sys.executable, "-m", "ktt", *args], cwd=cwd, capture_output=True, text=True,
+                            env=full_env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ktt {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def mlflow_client(cwd: Path):
+    """A client of the default sqlite store that ``python -m ktt`` creates in ``cwd``."""
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+
+
+def mlflow_runs(cwd: Path) -> list:
+    """Every run of the default store in ``cwd``, newest first."""
+    client = mlflow_client(cwd)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, order_by=["attributes.start_time DESC"])

@@ -1,0 +1,146 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktt.data.flat_file import FlatFileAdapter
+from ktt.data.icd10cm import ICD10CMAdapter
+from ktt.errors import KttError
+from conftest import shared_data
+
+ROWS = [
+    ("salted potato chips", ["Food", "Snacks", "Chips"]),
+    ("roasted peanuts", ["Food", "Snacks", "Nuts"]),
+    ("green tea bags", ["Food", "Drinks", "Tea"]),
+    ("garden hose 20m", ["Home", "Garden", "Hose"]),
+    ("rake, steel", ['Home', 'Garden', 'Tools "pro"']),
+    ("sweet > salty mix", ["Food", "Snacks", "Sweet>Salty"]),
+] * 5
+
+
+def frame(rows=ROWS):
+    return pd.DataFrame({"text": [t for t, _ in rows], "category": [list(p) for _, p in rows]})
+
+
+def write(tmp_path, fmt, data=None):
+    data = frame() if data is None else data
+    path = tmp_path / f"data.{fmt}"
+    joined = data.assign(category=data["category"].map(lambda p: " > ".join(p) if isinstance(p, list) else p))
+    if fmt == "csv":
+        joined.to_csv(path, index=False)
+    elif fmt == "tsv":
+        joined.to_csv(path, index=False, sep="\t")
+    elif fmt == "json":
+        path.write_text(json.dumps(data.to_dict("records")))
+    elif fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in data.to_dict("records")))
+    elif fmt == "parquet":
+        data.to_parquet(path)
+    elif fmt == "feather":
+        data.to_feather(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet", "feather"])
+def test_every_format_gives_the_same_dataset(tmp_path, fmt):
+    adapter = FlatFileAdapter(path=str(write(tmp_path, fmt)), name="shop")
+    dataset = adapter.adapt(tmp_path / "cache")
+    assert dataset.hierarchy.level_sizes == [2, 3, 6]
+    assert "Sweet>Salty" in dataset.hierarchy.leaf_classes  # '>' inside a name, delimiter ' > '
+    assert 'Tools "pro"' in dataset.hierarchy.leaf_classes  # quotes survive CSV
+    sizes = {name: len(dataset.split(name)) for name in ("train", "val", "test")}
+    assert sizes == {"train": 24, "val": 3, "test": 3}
+    texts = pd.concat([dataset.split(n) for n in ("train", "val", "test")])["text"]
+    assert sorted(texts) == sorted(t for t, _ in ROWS)
+
+
+def test_bad_rows_are_dropped_and_counted(tmp_path, caplog):
+    rows = frame()
+    rows.loc[0, "text"] = ""
+    rows.loc[1, "text"] = None
+    rows.loc[2, "category"] = None
+    rows.loc[3, "category"] = "Food >  > Chips"
+    path = write(tmp_path, "csv", rows)
+    with caplog.at_level("WARNING"):
+        dataset = FlatFileAdapter(path=str(path), name="dirty").adapt(tmp_path / "cache")
+    assert dataset.meta["rows_dropped"] == {"empty or missing text": 2, "missing or empty label": 2}
+    assert sum(dataset.meta["sizes"].values()) == len(ROWS) - 4
+    assert "Dropped 2 of 30 rows: empty or missing text" in caplog.text
+
+
+def test_depth_cuts_paths_and_too_deep_is_an_error(tmp_path):
+    path = str(write(tmp_path, "parquet"))
+    dataset = FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache")
+    assert dataset.hierarchy.level_sizes == [2, 3]
+    with pytest.raises(KttError, match=r"depth=4 is deeper than the data: the shortest label path has 3 level"):
+        FlatFileAdapter(path=path, name="shop", depth=4).adapt(tmp_path / "cache")
+
+
+def test_variable_depth_needs_an_explicit_depth(tmp_path):
+    rows = frame(ROWS + [("tulip bulbs", ["Home", "Garden"])] * 3)
+    path = str(write(tmp_path, "jsonl", rows))
+    with pytest.raises(KttError, match="label paths have 2 to 3 levels; set depth"):
+        FlatFileAdapter(path=path, name="shop").adapt(tmp_path / "cache")
+    assert FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache").hierarchy.depth == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"text_col": "title"}, r"column 'title' not found in .*data.csv \(columns: text, category\); set dataset.text_col"),
+        ({"label_col": "cat"}, r"column 'cat' not found .*; set dataset.label_col"),
+        ({"split": [0.5, 0.5, 0.0]}, r"invalid split=\[0.5, 0.5, 0.0\]"),
+        ({"proportion": 0}, r"invalid proportion=0 \(allowed: a number in \(0, 1\]\)"),
+        ({"format": "xlsx"}, r"invalid format='xlsx' \(allowed: .*csv, tsv, json, jsonl, parquet, feather\)"),
+        ({"depth": 0}, r"invalid depth=0"),
+        ({"path": "nope.csv"}, r"dataset file nope.csv does not exist"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tmp_path, kwargs, message):
+    settings = {"path": str(write(tmp_path, "csv")), "name": "shop"} | kwargs
+    with pytest.raises(KttError, match=message) as error:
+        FlatFileAdapter(**settings).adapt(tmp_path / "cache")
+    assert "\n" not in str(error.value)
+
+
+def test_corrupt_file_is_a_one_line_error(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(KttError, match="cannot read .*broken.parquet as parquet"):
+        FlatFileAdapter(path=str(path), name="x").adapt(tmp_path / "cache")
+
+
+def test_cache_is_reused_and_redone_on_change(tmp_path):
+    path = write(tmp_path, "csv")
+    cache = tmp_path / "cache"
+    first = FlatFileAdapter(path=str(path), name="shop").adapt(cache)
+    marker = first.path / "train.parquet"
+    mtime = marker.stat().st_mtime_ns
+    again = FlatFileAdapter(path=str(path), name="shop").adapt(cache)
+    assert again.path == first.path and marker.stat().st_mtime_ns == mtime
+    other_seed = FlatFileAdapter(path=str(path), name="shop", seed=7).adapt(cache)
+    assert other_seed.path != first.path
+    with open(path, "a") as f:
+        f.write('"new row",Food > Snacks > Chips\n')
+    changed = FlatFileAdapter(path=str(path), name="shop").adapt(cache)
+    assert changed.path != first.path
+    assert changed.meta["rows_read"] == len(ROWS) + 1
+
+
+def test_split_and_proportion_are_seeded(tmp_path):
+    path = str(write(tmp_path, "csv"))
+    a = FlatFileAdapter(path=path, name="a", proportion=0.5, seed=3).adapt(tmp_path / "c1")
+    b = FlatFileAdapter(path=path, name="a", proportion=0.5, seed=3).adapt(tmp_path / "c2")
+    assert sum(a.meta["sizes"].values()) == 15
+    for split in ("train", "val", "test"):
+        pd.testing.assert_frame_equal(a.split(split), b.split(split))
+
+
+def test_bundled_icd10cm_matches_the_shared_copy():
+    bundled = ICD10CMAdapter(name="icd10cm").read()
+    assert len(bundled) == 74505
+    shared = pd.read_parquet(shared_data("icd10cm", "icd10cm.parquet"))
+    assert bundled["text"].tolist() == shared["text"].tolist()
+    assert [list(p) for p in bundled["path"]] == [list(p) for p in shared["category"]]
