@@ -1,0 +1,135 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktt.errors import KttError
+from ktt.hierarchy import Hierarchy
+from ktt.model import Model
+from ktt.model_sklearn import Loader, pool_features
+from models.tfidf_lsgd import TfidfLSGD
+
+PATHS = {
+    "chip": ("Food", "Snacks", "Chips"),
+    "nut": ("Food", "Snacks", "Nuts"),
+    "tea": ("Food", "Drinks", "Tea"),
+    "hose": ("Home", "Garden", "Hose"),
+}
+
+
+def loader(n_per_class=20, seed=0):
+    rng = np.random.default_rng(seed)
+    texts, targets = [], []
+    words = {"chip": "salt crisp potato", "nut": "peanut roast almond", "tea": "green leaf brew", "hose": "water garden pipe"}
+    for key, vocab in words.items():
+        for _ in range(n_per_class):
+            tokens = rng.choice(vocab.split() + ["the", "pack", "big"], size=5)
+            texts.append(" ".join(tokens))
+            targets.append(PATHS[key][-1])
+    return Loader(texts, np.asarray(targets, dtype=object))
+
+
+def hierarchy():
+    return Hierarchy.from_paths(PATHS.values())[0]
+
+
+@pytest.mark.parametrize("loss", ["hinge", "log_loss", "log", "modified_huber", "squared_hinge", "perceptron"])
+def test_every_loss_gives_usable_scores(loss):
+    model = TfidfLSGD(loss=loss, min_df=1, hierarchy=hierarchy()).fit(loader())
+    output = model.test(loader(seed=1))
+    scores = output["scores"]
+    assert scores.shape == (80, 4)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-9)
+    assert (scores >= 0).all()
+    assert (output["predictions"] == model.classes_[scores.argmax(axis=1)]).all()
+    assert (output["predictions"] == output["targets"]).mean() > 0.9
+    assert output["targets_b"].shape == scores.shape
+    assert (output["targets_b"].sum(axis=1) == 1).all()
+
+
+def test_test_dict_and_reference_set_columns():
+    model = TfidfLSGD(min_df=1).fit(loader())
+    output = model.test(loader(seed=1), return_encodings=True)
+    assert {"targets", "targets_b", "predictions", "scores", "encodings"} <= set(output)
+    n_features = len(model.pipeline_.named_steps["tfidf"].vocabulary_)
+    assert output["encodings"].shape == (80, -(-n_features // 64))
+    reference = model.gen_reference_set(loader(seed=1))
+    features = [c for c in reference.columns if c.startswith("F")]
+    assert list(reference.columns) == ["targets", *features, *[f"C{c}" for c in model.classes_]]
+    assert features == [f"F{i}" for i in range(len(features))]
+
+
+def test_pool_features_averages_consecutive_columns():
+    matrix = np.arange(10, dtype=float).reshape(1, 10)
+    np.testing.assert_allclose(pool_features(matrix, pool=4), [[1.5, 5.5, 8.5]])
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    model = TfidfLSGD(loss="hinge", min_df=1, hierarchy=hierarchy()).fit(loader())
+    digest = model.save(tmp_path / "model.joblib")
+    assert (tmp_path / "model.joblib.sha256").read_text().startswith(digest)
+    again = TfidfLSGD.from_checkpoint(tmp_path / "model.joblib")
+    other = TfidfLSGD().load(tmp_path / "model.joblib")
+    base = Model.from_checkpoint(tmp_path / "model.joblib")
+    test = loader(seed=2)
+    for loaded in (again, other, base):
+        np.testing.assert_array_equal(loaded.predict(test.texts), model.predict(test.texts))
+        np.testing.assert_array_equal(loaded.predict_scores(test.texts), model.predict_scores(test.texts))
+        assert loaded.hierarchy == model.hierarchy and loaded.loss == "hinge"
+
+
+def test_corrupt_or_unverified_checkpoints_are_refused(tmp_path):
+    model = TfidfLSGD(min_df=1).fit(loader())
+    path = tmp_path / "model.joblib"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(KttError, match="does not match its recorded sha256"):
+        TfidfLSGD.from_checkpoint(path)
+    (tmp_path / "model.joblib.sha256").unlink()
+    with pytest.raises(KttError, match="has no model.joblib.sha256 beside it"):
+        TfidfLSGD.from_checkpoint(path)
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"\x80\x04garbage")
+    from ktt.model import file_sha256
+    with pytest.raises(KttError, match="cannot load checkpoint"):
+        TfidfLSGD.from_checkpoint(garbage, sha256=file_sha256(garbage))
+
+
+def test_same_seed_same_model():
+    a = TfidfLSGD(min_df=1, random_state=3).fit(loader())
+    b = TfidfLSGD(min_df=1, random_state=3).fit(loader())
+    test = loader(seed=4)
+    np.testing.assert_array_equal(a.predict_scores(test.texts), b.predict_scores(test.texts))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"loss": "foo"}, r"invalid loss='foo' \(allowed: hinge, log_loss, log, modified_huber, squared_hinge, perceptron\)"),
+        ({"min_df": -1}, r"invalid min_df=-1 \(allowed: an integer in \[1, inf\] or a number in \(0, 1\]\)"),
+        ({"max_iter": 0}, r"invalid max_iter=0"),
+        ({"class_weight": "auto"}, r"invalid class_weight='auto' \(allowed: null or balanced\)"),
+        ({"min_df": 500}, r"min_df=500 is larger than the 80 training texts; lower min_df"),
+        ({"min_df": 0.99}, r"min_df=0.99 leaves no terms in the vocabulary of the 80 training texts; lower min_df"),
+    ],
+)
+def test_bad_hyperparameters_are_one_line_errors(params, message):
+    with pytest.raises(KttError, match=message):
+        TfidfLSGD(**params).fit(loader())
+
+
+def test_balanced_class_weight_follows_n_over_c_n_c():
+    texts, targets = loader()
+    texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea
+    model = TfidfLSGD(min_df=1, class_weight="balanced").fit(Loader(texts, targets))
+    clf = model.pipeline_.named_steps["clf"]
+    from sklearn.utils.class_weight import compute_class_weight
+    expected = {c: 50 / (3 * n) for c, n in zip(*np.unique(targets, return_counts=True))}
+    computed = dict(zip(clf.classes_, compute_class_weight("balanced", classes=clf.classes_, y=targets)))
+    assert computed == pytest.approx(expected)
+
+
+def test_one_class_is_an_error():
+    with pytest.raises(KttError, match="fewer than 2 leaf classes"):
+        TfidfLSGD(min_df=1).fit(Loader(["a b", "a c"], np.array(["x", "x"], dtype=object)))
