@@ -25,6 +25,11 @@ def test_same_label_under_two_parents_gets_qualified():
     assert hierarchy.path_names("Home > Other") == ["Home", "Home > Other"]
 
 
+def test_same_label_on_two_levels_gets_qualified():
+    hierarchy, _ = Hierarchy.from_paths([("Neoplasms", "Benign", "Benign"), ("Neoplasms", "Benign", "Cyst")])
+    assert hierarchy.classes == ["Neoplasms", "Neoplasms > Benign", "Neoplasms > Benign > Benign", "Cyst"]
+
+
 def test_json_round_trip(tmp_path):
     hierarchy, _ = Hierarchy.from_paths([("a", "b"), ("a", "c"), ("d", "e")])
     hierarchy.to_json(tmp_path / "hierarchy.json")

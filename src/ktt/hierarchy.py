@@ -51,9 +51,9 @@ class Hierarchy:
     def from_paths(cls, paths: Iterable[Sequence[str]]) -> tuple["Hierarchy", np.ndarray]:
         """Build the hierarchy of a set of equal-length label paths.
 
-        A class is a path prefix. Its name is its own label, or, where the same
-        label sits under two parents on one level, the whole prefix joined by
-        ``" > "``. Classes are ordered by their prefix, so children of one parent
+        A class is a path prefix. Its name is its own label or, where the same
+        label names more than one class (under two parents, or on two levels),
+        the whole prefix joined by ``" > "``. Classes are ordered by their prefix, so children of one parent
         are contiguous and the result does not depend on row order.
 
         Parameters
@@ -75,9 +75,9 @@ class Hierarchy:
             raise KttError("label paths must all have the same length")
         classes, level_sizes, parent_of = [], [], []
         index_of: dict[tuple, int] = {}
-        for level in range(depth):
-            prefixes = sorted({p[: level + 1] for p in paths})
-            label_count = Counter(prefix[-1] for prefix in prefixes)
+        levels = [sorted({p[: level + 1] for p in paths}) for level in range(depth)]
+        label_count = Counter(prefix[-1] for prefixes in levels for prefix in prefixes)
+        for level, prefixes in enumerate(levels):
             for prefix in prefixes:
                 index_of[prefix] = len(classes)
                 name = prefix[-1] if label_count[prefix[-1]] == 1 else PATH_SEPARATOR.join(prefix)

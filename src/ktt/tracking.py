@@ -31,6 +31,9 @@ ERROR_TAG = "ktt.error"
 #: Packages whose versions every run records.
 TRACKED_PACKAGES = ("ktt", "scikit-learn", "numpy", "scipy", "pandas", "nltk", "joblib", "mlflow",
                     "hydra-core", "omegaconf", "pyarrow")
+#: What a logged pyfunc model needs to run (its ``requirements.txt``).
+RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "nltk", "joblib",
+                    "hydra-core", "omegaconf")
 
 
 def configure(uri: str | None) -> None:
@@ -139,8 +142,30 @@ def log_model(model, hierarchy) -> str:
         digest = model.save(folder / CHECKPOINT_FILE)
         hierarchy.to_json(folder / "hierarchy.json")
         mlflow.log_artifacts(str(folder), CHECKPOINT_DIR)
+        log_pyfunc(folder)
     mlflow.set_tag(SHA256_TAG, digest)
     return digest
+
+
+def log_pyfunc(checkpoint_folder: Path) -> None:
+    """The same checkpoint as an MLflow pyfunc model named ``model``, with ktt's code and pinned requirements."""
+    import ktt
+    import models
+    from ktt.pyfunc import KttPythonModel
+
+    requirements = []
+    for package in RUNTIME_PACKAGES:
+        try:
+            requirements.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pass
+    mlflow.pyfunc.log_model(
+        name="model",
+        python_model=KttPythonModel(),
+        artifacts={"checkpoint": str(checkpoint_folder)},
+        code_paths=[str(Path(ktt.__file__).parent), str(Path(models.__file__).parent)],
+        pip_requirements=requirements,
+    )
 
 
 def log_hydra_files(output_dir: str | Path) -> None:
@@ -197,6 +222,7 @@ def load_model(run_id: str, tracking_uri: str | None = None):
 def ui_hint(run) -> str:
     """How to open a run in the MLflow UI."""
     uri = mlflow.get_tracking_uri()
-    command = "mlflow ui" if uri.startswith("sqlite:///mlflow.db") or not uri else f"mlflow ui --backend-store-uri {uri}"
+    default = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    command = "mlflow ui" if uri in ("sqlite:///mlflow.db", default) else f"mlflow ui --backend-store-uri {uri}"
     return (f"run {run.info.run_id} (experiment {run.info.experiment_id}); open it with `{command}` and "
             f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
