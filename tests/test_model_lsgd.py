@@ -133,3 +133,22 @@ def test_balanced_class_weight_follows_n_over_c_n_c():
 def test_one_class_is_an_error():
     with pytest.raises(KttError, match="fewer than 2 leaf classes"):
         TfidfLSGD(min_df=1).fit(Loader(["a b", "a c"], np.array(["x", "x"], dtype=object)))
+
+
+def test_predict_path_is_the_leaf_and_its_ancestors_with_level_probabilities():
+    h = hierarchy()
+    model = TfidfLSGD(loss="log_loss", min_df=1, hierarchy=h).fit(loader())
+    test = loader(seed=5)
+    paths, path_scores = model.predict_path(test.texts)
+    assert paths.shape == path_scores.shape == (80, 3)
+    leaves = model.predict(test.texts)
+    np.testing.assert_array_equal(paths, h.leaf_path_indices(leaves))
+    scores = model.predict_scores(test.texts)
+    np.testing.assert_allclose(path_scores[:, -1], scores.max(axis=1))
+    # a parent's probability is at least its most likely child's, and the top level sums its leaves
+    assert (path_scores[:, 0] >= path_scores[:, 1] - 1e-12).all() and (path_scores[:, 1] >= path_scores[:, 2] - 1e-12).all()
+    food = [model.classes_.tolist().index(c) for c in ("Chips", "Nuts", "Tea")]
+    is_food = paths[:, 0] == h.index["Food"]
+    np.testing.assert_allclose(path_scores[is_food, 0], scores[is_food][:, food].sum(axis=1))
+    output = model.test(test)
+    np.testing.assert_array_equal(output["paths"], paths)

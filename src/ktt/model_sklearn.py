@@ -119,6 +119,42 @@ class SklearnModel(Model, BaseEstimator):
         """Predicted leaf class names of preprocessed texts."""
         return self.classes_[np.argmax(self.predict_scores(texts), axis=1)]
 
+    def predict_path(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted root-to-leaf path of preprocessed texts, with a score per level.
+
+        Returns
+        -------
+        paths : ndarray of shape (n, depth)
+            Class indices (into ``hierarchy.classes``) from the top level down.
+        path_scores : ndarray of shape (n, depth)
+            The score of each predicted class (see :meth:`paths_from_scores`).
+        """
+        return self.paths_from_scores(self.predict_scores(texts))
+
+    def paths_from_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paths and per-level scores from per-leaf scores.
+
+        The path is the predicted leaf (the argmax) and its ancestors; a level's
+        score is the summed score of the leaves under the predicted class there
+        (for probabilistic scores: the probability of that class). Models that
+        decide level by level override this.
+        """
+        if self.hierarchy is None:
+            raise KttError(f"{type(self).__name__} has no hierarchy; the runner sets it before fitting")
+        paths = self.hierarchy.leaf_path_indices(self.classes_[np.argmax(scores, axis=1)])
+        column_paths = self.hierarchy.leaf_path_indices(self.classes_)
+        path_scores = np.empty(paths.shape, dtype=float)
+        rows = np.arange(len(scores))
+        for level in range(self.hierarchy.depth):
+            offset = self.hierarchy.level_offsets[level]
+            membership = sparse.csr_matrix(
+                (np.ones(len(self.classes_)), (np.arange(len(self.classes_)), column_paths[:, level] - offset)),
+                shape=(len(self.classes_), self.hierarchy.level_sizes[level]),
+            )
+            node_scores = np.asarray(scores @ membership)
+            path_scores[:, level] = node_scores[rows, paths[:, level] - offset]
+        return paths, path_scores
+
     def test(self, loader: Loader, return_encodings: bool = False) -> dict:
         """Score a loader.
 
@@ -126,8 +162,10 @@ class SklearnModel(Model, BaseEstimator):
         -------
         dict
             ``targets`` (leaf names), ``targets_b`` (binarised targets, columns in
-            ``classes`` order), ``predictions`` (leaf names), ``scores``, ``classes``
-            and, if ``return_encodings``, ``encodings`` (pooled tf-idf features).
+            ``classes`` order), ``predictions`` (leaf names), ``scores``, ``classes``,
+            ``paths`` and ``path_scores`` (see :meth:`predict_path`; when the model
+            has a hierarchy) and, if ``return_encodings``, ``encodings`` (pooled
+            tf-idf features).
         """
         self._check_fitted()
         texts, targets = loader
@@ -146,6 +184,8 @@ class SklearnModel(Model, BaseEstimator):
             "scores": scores,
             "classes": self.classes_,
         }
+        if self.hierarchy is not None:
+            output["paths"], output["path_scores"] = self.paths_from_scores(scores)
         if return_encodings:
             output["encodings"] = pool_features(features)
         return output
