@@ -16,9 +16,15 @@ CONFIG_NAME = "config"
 
 
 def register_resolvers() -> None:
-    """Resolvers the configs use: ``${stem:path}`` (a file's name without its suffix)."""
+    """Resolvers the configs use.
+
+    ``${stem:path}`` is a file's name without its suffix; ``${project_dir:}`` the
+    folder of the ktt checkout (where ``src/`` is, for an editable install).
+    """
     if not OmegaConf.has_resolver("stem"):
         OmegaConf.register_new_resolver("stem", lambda path: Path(str(path)).stem)
+    if not OmegaConf.has_resolver("project_dir"):
+        OmegaConf.register_new_resolver("project_dir", lambda: str(Path(__file__).resolve().parents[2]))
 
 
 def fail(message: str, status: int = 2) -> None:
