@@ -79,10 +79,12 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def log_config(cfg: DictConfig) -> None:
-    """The resolved config as flat params (the ``hydra`` node excluded)."""
+    """The resolved config as flat params (the ``hydra`` node excluded; URL passwords masked)."""
+    from ktt.secrets import mask_secrets
+
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
-    mlflow.log_params(flatten(resolved))
+    mlflow.log_params(flatten(mask_secrets(resolved)))
 
 
 def log_environment() -> None:
