@@ -43,3 +43,5 @@ def test_unknown_leaf_is_a_clear_error():
     hierarchy, _ = Hierarchy.from_paths([("a", "b"), ("a", "c")])
     with pytest.raises(KttError, match="'zzz' is not a leaf class"):
         hierarchy.leaf_path_indices(["zzz"])
+    with pytest.raises(KttError, match="'a' is not a leaf class"):  # an upper-level class
+        hierarchy.leaf_path_indices(["b", "a"])

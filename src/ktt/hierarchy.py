@@ -157,11 +157,10 @@ class Hierarchy:
     def leaf_path_indices(self, leaf_names: Sequence[str]) -> np.ndarray:
         """Array (n, depth) of class indices on the path to each named leaf."""
         offset = self.level_offsets[-2]
-        try:
-            rows = [self.index[name] - offset for name in leaf_names]
-        except KeyError as unknown:
-            raise KttError(f"{unknown.args[0]!r} is not a leaf class of this hierarchy") from None
-        return self.leaf_paths[np.asarray(rows, dtype=np.int64)]
+        rows = np.asarray([self.index.get(name, -1) for name in leaf_names], dtype=np.int64) - offset
+        if len(rows) and rows.min() < 0:  # unknown, or a class of an upper level
+            raise KttError(f"{leaf_names[int(rows.argmin())]!r} is not a leaf class of this hierarchy")
+        return self.leaf_paths[rows]
 
     def path_names(self, leaf_name: str) -> list[str]:
         """Class names from the top level down to ``leaf_name``."""

@@ -32,7 +32,7 @@ class Loader(NamedTuple):
     targets: np.ndarray
 
 
-def get_loaders(dataset, progress: bool = False) -> tuple[Loader, Loader, Loader]:
+def get_loaders(dataset, progress: bool = False, test: bool = True) -> tuple[Loader, Loader, Loader | None]:
     """The train, validation and test loaders of an intermediate dataset.
 
     Texts are preprocessed (tokenised and stemmed) once and cached beside the dataset.
@@ -42,12 +42,14 @@ def get_loaders(dataset, progress: bool = False) -> tuple[Loader, Loader, Loader
     dataset : ktt.data.intermediate.IntermediateDataset
     progress : bool
         Show progress bars while preprocessing.
+    test : bool
+        Read the test split. False (tuning) never opens its files and returns None in its place.
     """
     loaders = []
-    for name in ("train", "val", "test"):
+    for name in ("train", "val", "test") if test else ("train", "val"):
         frame = dataset.split(name)
         loaders.append(Loader(dataset.preprocessed_texts(name, progress=progress), dataset.leaf_targets(frame)))
-    return tuple(loaders)
+    return (*loaders, None) if not test else tuple(loaders)
 
 
 def get_metrics(output: dict, hierarchy: Hierarchy, prefix: str = "") -> dict[str, float]:
@@ -203,3 +205,35 @@ class SklearnModel(Model, BaseEstimator):
         columns.update({f"F{i}": encodings[:, i] for i in range(encodings.shape[1])})
         columns.update({f"C{name}": scores[:, i] for i, name in enumerate(self.classes_)})
         return pd.DataFrame(columns)
+
+    # ------------------------------------------------------------------- export
+    def export_onnx(self, path):
+        """Write an ONNX graph of the model's ``pipeline_`` (tf-idf + classifier).
+
+        The graph takes preprocessed text and returns ``label`` and ``scores``
+        (see :mod:`ktt.export.onnx`); its scores are the classifier's probabilities
+        or, for classifiers without ``predict_proba``, the softmax of its decision
+        function. :func:`ktt.export.onnx.check_parity` verifies it against the model.
+        Models without a single ``pipeline_`` are not supported.
+        """
+        from ktt.export.onnx import pipeline_to_onnx
+
+        self._check_fitted()
+        pipeline = getattr(self, "pipeline_", None)
+        if pipeline is None or not hasattr(pipeline, "steps"):
+            return super().export_onnx(path)
+        softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")
+        return pipeline_to_onnx(pipeline, self.classes_, path, softmax=softmax,
+                                metadata={"ktt.model": type(self).__name__, "ktt.input": "ktt.preprocess.preprocess"})
+
+    def export_bento(self, path, reference_set_path=None, **context):
+        """Write the BentoML build context of the model's service into ``path``.
+
+        See :func:`ktt.export.bento.write_build_context` (``context`` takes its
+        ``checkpoint``, ``checkpoint_sha256`` and ``info``) and
+        :func:`ktt.export.bento.build`, which turns the folder into a bento.
+        """
+        from ktt.export.bento import write_build_context
+
+        self._check_fitted()
+        return write_build_context(self, path, reference_set_path=reference_set_path, **context)

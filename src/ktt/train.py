@@ -18,8 +18,10 @@ from omegaconf import DictConfig
 
 from ktt import tracking
 from ktt.errors import KttError
+from ktt.export import export_run, export_settings
 from ktt.model_sklearn import get_loaders, get_metrics
 from ktt.progress import stage
+from ktt.sweep import job as sweep_job
 
 log = logging.getLogger("ktt")
 
@@ -41,17 +43,21 @@ def train(cfg: DictConfig) -> float:
     model.validate_params()  # bad hyperparameters fail here, before any data is read
     adapter = instantiate(cfg.dataset, _convert_="all")
     adapter.validate()
+    export = export_settings(cfg.export)  # bad export options fail here too, before any data is read
+    evaluate_test = cfg.get("evaluate_test", True)  # false while tuning: the test split is never read
+    if cfg.reference and cfg.reference_split == "test" and not evaluate_test:
+        raise KttError("reference_split=test needs evaluate_test=true; use reference_split=val while tuning")
 
     tracking.configure(cfg.tracking.uri)
     timings: dict[str, float] = {}
-    with tracking.start_run(cfg.tracking.experiment, cfg.tracking.run_name) as run:
+    with tracking.start_run(cfg.tracking.experiment, cfg.tracking.run_name, **sweep_job.run_args()) as run:
         tracking.log_config(cfg)
         tracking.log_environment()
         with stage("adapting data", timings, progress=cfg.progress):
             dataset = adapter.adapt(cfg.paths.cache_dir)
         tracking.log_dataset(dataset)
         with stage("preprocessing", timings):
-            train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress)
+            train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress, test=evaluate_test)
         hierarchy = dataset.hierarchy
         model.set_params(hierarchy=hierarchy)
 
@@ -59,10 +65,12 @@ def train(cfg: DictConfig) -> float:
             model.fit(train_loader, val_loader)
         metrics = {}
         with stage("testing", timings):
-            if len(val_loader.texts):
-                metrics.update(get_metrics(model.test(val_loader), hierarchy, prefix="val_"))
-            test_output = model.test(test_loader)
-            metrics.update(get_metrics(test_output, hierarchy, prefix="test_"))
+            val_output = model.test(val_loader) if len(val_loader.texts) else None
+            if val_output is not None:
+                metrics.update(get_metrics(val_output, hierarchy, prefix="val_"))
+            test_output = model.test(test_loader) if test_loader is not None else None
+            if test_output is not None:
+                metrics.update(get_metrics(test_output, hierarchy, prefix="test_"))
         mlflow.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
         if cfg.objective not in metrics:
             raise KttError(f"objective {cfg.objective!r} is not a computed metric (e.g. {', '.join(sorted(metrics)[:4])})")
@@ -70,11 +78,16 @@ def train(cfg: DictConfig) -> float:
         tracking.log_model(model, hierarchy)
         if cfg.plots:
             with stage("plotting"):
-                log_plots(test_output, hierarchy)
+                log_plots(test_output if test_output is not None else val_output, hierarchy)
         if cfg.reference:
             with stage("generating the reference set"):
                 loader = {"train": train_loader, "val": val_loader, "test": test_loader}[cfg.reference_split]
                 tracking.log_frame(model.gen_reference_set(loader), "reference/reference_set.parquet")
+        if export["format"] != "none":
+            with stage(f"exporting ({export['format']})"):
+                check_loader = test_loader if test_loader is not None else val_loader
+                exported = export_run(model, export, run.info.run_id, texts=check_loader.texts or None)
+            log.info(exported.summary)
         tracking.log_hydra_files(HydraConfig.get().runtime.output_dir)
         report(metrics, run)
     return float(metrics[cfg.objective])

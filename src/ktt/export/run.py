@@ -1,0 +1,262 @@
+"""Export a run's model and log the result to that run.
+
+Used after training (``python -m ktt export=onnx|bento``) and for a past run
+(``python -m ktt.export run_id=<id> export=onnx|bento``). What is logged:
+
+``export=onnx``
+    artifacts ``export/onnx/{model.onnx, hierarchy.json, export.json}``, metrics
+    ``onnx_label_agreement`` and ``onnx_max_score_diff`` (the parity check), tag
+    ``ktt.export.onnx`` (the graph's URI);
+``export=bento``
+    tag ``ktt.bento_tag`` (``name:version`` in the BentoML store, ``ktt.bento_home``
+    names the store) and artifacts ``export/bento/`` (the bento's settings,
+    bentofile, pinned requirements, monitoring files and, with ``archive=true``,
+    the ``.bento`` archive).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ktt.errors import KttError
+from ktt.params import Interval, Options, validate_params
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("none", "onnx", "bento")
+ONNX_TAG = "ktt.export.onnx"
+BENTO_TAG = "ktt.bento_tag"
+BENTO_HOME_TAG = "ktt.bento_home"
+
+#: What the keys of the ``export`` config may hold (see ``conf/export/*.yaml``).
+EXPORT_CONSTRAINTS = {
+    "format": [Options(FORMATS)],
+    "target_opset": [None, Interval(int, 9, None)],
+    "tolerance": [Interval(float, 0, None, closed="neither")],
+    "bentoml_home": [None, str],
+    "max_batch_size": [Interval(int, 2, None)],
+    "max_latency_ms": [Interval(int, 1, None)],
+    "max_body_bytes": [Interval(int, 1, None)],
+    "timeout_s": [Interval(float, 0, None, closed="neither")],
+    "api_workers": [Interval(int, 1, None)],
+    "model_workers": [Interval(int, 1, None)],
+    "monitoring": [bool],
+    "evidently_host": [str],
+    "evidently_port": [Interval(int, 1, 65535)],
+    "monitoring_queue_size": [Interval(int, 1, None)],
+    "monitoring_timeout_s": [Interval(float, 0, None, closed="neither")],
+    "archive": [bool],
+}
+
+
+@dataclass
+class ExportResult:
+    """What an export produced.
+
+    Attributes
+    ----------
+    format : str
+        ``onnx`` or ``bento``.
+    run_id : str
+    summary : str
+        One line for the user.
+    details : dict
+        ``parity`` for ONNX; ``tag`` and ``bentoml_home`` for bentos.
+    """
+
+    format: str
+    run_id: str
+    summary: str
+    details: dict = field(default_factory=dict)
+
+
+def export_settings(config) -> dict:
+    """The ``export`` config as a plain dict, validated.
+
+    Raises
+    ------
+    KttError
+        Naming the first invalid key (``invalid export.max_batch_size=1 (allowed: ...)``).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    settings = dict(config or {})
+    unknown = sorted(set(settings) - set(EXPORT_CONSTRAINTS))
+    if unknown:
+        raise KttError(f"unknown export key(s) {', '.join(unknown)} (known: {', '.join(EXPORT_CONSTRAINTS)})")
+    validate_params({f"export.{key}": value for key, value in settings.items()},
+                    {f"export.{key}": allowed for key, allowed in EXPORT_CONSTRAINTS.items()})
+    settings.setdefault("format", "none")
+    return settings
+
+
+def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
+               tracking_uri: str | None = None) -> ExportResult | None:
+    """Export ``model`` (the model of run ``run_id``) as configured, and log the result to the run.
+
+    Parameters
+    ----------
+    model : ktt.model.Model
+        The run's fitted model.
+    config : mapping or DictConfig
+        The ``export`` config (``format`` and its options).
+    run_id : str
+        The MLflow run that holds the model's checkpoint.
+    texts : sequence of str, optional
+        Preprocessed texts for the ONNX parity check (the training run passes its
+        test split); default: the run's cached test split if it is still on disk,
+        else texts made of vocabulary terms.
+    tracking_uri : str, optional
+        Default: MLflow's current tracking URI.
+
+    Returns
+    -------
+    ExportResult or None
+        None for ``format: none``.
+
+    Raises
+    ------
+    KttError
+        If the model cannot be exported in that format, or the export fails its checks.
+    """
+    import mlflow
+
+    settings = export_settings(config)
+    client = mlflow.MlflowClient(tracking_uri or mlflow.get_tracking_uri())
+    if settings["format"] == "onnx":
+        return _export_onnx(model, settings, run_id, client, texts)
+    if settings["format"] == "bento":
+        return _export_bento(model, settings, run_id, client)
+    return None
+
+
+def _export_onnx(model, settings: dict, run_id: str, client, texts) -> ExportResult:
+    from ktt.export.onnx import check_parity, write_description
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "onnx"
+        model.export_onnx(folder / "model.onnx")
+        model.hierarchy.to_json(folder / "hierarchy.json")
+        source = "test split"
+        if texts is None:
+            texts, source = _check_texts(model, client.get_run(run_id))
+        parity = check_parity(folder / "model.onnx", model, texts, tolerance=settings.get("tolerance", 1e-5))
+        parity["texts"] = source
+        write_description(folder, model, parity)
+        client.log_artifacts(run_id, str(folder), "export/onnx")
+    uri = f"runs:/{run_id}/export/onnx/model.onnx"
+    client.log_metric(run_id, "onnx_label_agreement", parity["label_agreement"])
+    client.log_metric(run_id, "onnx_max_score_diff", parity["max_score_diff"])
+    client.set_tag(run_id, ONNX_TAG, uri)
+    summary = (f"ONNX graph logged to {uri}: labels equal on {parity['label_agreement']:.1%} of "
+               f"{parity['n_texts']} texts ({source}), max score difference {parity['max_score_diff']:.1e}")
+    return ExportResult("onnx", run_id, summary, {"parity": parity, "uri": uri})
+
+
+def _check_texts(model, run) -> tuple[list[str], str]:
+    """The run's preprocessed test split if its dataset cache still exists, else vocabulary probes."""
+    from ktt.export.onnx import probe_texts
+
+    cache = run.data.params.get("data.cache_dir")
+    if cache and (Path(cache) / "meta.json").is_file():
+        from ktt.data.intermediate import IntermediateDataset
+
+        try:
+            texts = IntermediateDataset(cache).preprocessed_texts("test")
+            if texts:
+                return texts, "test split"
+        except (KttError, OSError, ValueError):
+            pass
+    return probe_texts(model.pipeline_.steps[0][1]), "vocabulary probes"
+
+
+def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
+    import mlflow
+
+    from ktt import tracking
+    from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home
+    from ktt.monitoring.bundle import write_bundle
+
+    run = client.get_run(run_id)
+    sha256 = run.data.tags.get(tracking.SHA256_TAG)
+    if sha256 is None:
+        raise KttError(f"run {run_id} has no recorded checkpoint; nothing to export")
+    dataset = run.data.params.get("dataset.name") or client.get_experiment(run.info.experiment_id).name
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        checkpoint = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{tracking.CHECKPOINT_DIR}/{tracking.CHECKPOINT_FILE}",
+            dst_path=str(tmp / "download"), tracking_uri=client.tracking_uri)
+        reference = None
+        if settings.get("monitoring", True) and any(
+                a.path == "reference/reference_set.parquet" for a in client.list_artifacts(run_id, "reference")):
+            reference = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="reference/reference_set.parquet", dst_path=str(tmp / "download"),
+                tracking_uri=client.tracking_uri)
+        context = model.export_bento(tmp / "bento", reference, checkpoint=checkpoint, checkpoint_sha256=sha256,
+                                     info={"run_id": run_id, "dataset": dataset})
+        home = resolve_bentoml_home(settings.get("bentoml_home"))
+        name = bento_name(model, dataset)
+        tag = build(context, name, settings, bentoml_home=home,
+                    labels={"ktt.run_id": run_id, "ktt.dataset": dataset, "ktt.model": type(model).__name__})
+        logged = tmp / "logged"
+        logged.mkdir()
+        for relative in ("ktt_service.json", "bentofile.yaml", "requirements.txt", "monitoring/evidently.yaml",
+                         "monitoring/dashboard.json"):
+            if (context / relative).is_file():
+                shutil.copy2(context / relative, logged / Path(relative).name)
+        if settings.get("archive"):
+            export_archive(tag, logged / f"{name}.bento", bentoml_home=home)
+        if reference:
+            write_bundle(logged / "stack", bento_tag=tag, model_name=name,
+                         evidently_config=context / "monitoring/evidently.yaml",
+                         reference_set_path=context / "monitoring/reference_set.parquet",
+                         dashboard_path=context / "monitoring/dashboard.json")
+        client.log_artifacts(run_id, str(logged), "export/bento")
+    client.set_tag(run_id, BENTO_TAG, tag)
+    client.set_tag(run_id, BENTO_HOME_TAG, home or "default")
+    where = f"BENTOML_HOME={home} " if home else ""
+    stack = "; deployment stack (docker compose) in the run's export/bento/stack" if reference else ""
+    summary = (f"bento {tag} built with {'monitoring' if reference else 'no monitoring'}{stack}; serve it with "
+               f"`{where}bentoml serve {tag}` and POST /predict {{\"text\": \"...\"}}")
+    return ExportResult("bento", run_id, summary, {"tag": tag, "bentoml_home": home, "monitoring": bool(reference)})
+
+
+def find_run(client, run_id: str, experiment: str, model_target: str) -> str:
+    """Resolve ``run_id``: an id as is (it must exist), or ``latest``.
+
+    ``latest`` is the newest FINISHED run in ``experiment`` whose ``model._target_``
+    param is ``model_target``.
+
+    Raises
+    ------
+    KttError
+        If there is no such run.
+    """
+    import mlflow
+
+    if run_id != "latest":
+        try:
+            return client.get_run(run_id).info.run_id
+        except mlflow.exceptions.MlflowException:
+            raise KttError(f"no MLflow run {run_id!r} in {client.tracking_uri}") from None
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise KttError(f"no MLflow experiment {experiment!r} in {client.tracking_uri}; "
+                       "train first or pass run_id=<id>")
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"attributes.status = 'FINISHED' and params.`model._target_` = '{model_target}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise KttError(f"no FINISHED run of {model_target} in experiment {experiment!r}; "
+                       "train first or pass run_id=<id>")
+    return runs[0].info.run_id
+

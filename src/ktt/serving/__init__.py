@@ -1,0 +1,16 @@
+"""The runtime of ktt's BentoML services, shared by every model.
+
+A model's ``models/<name>/bentoml/service.py`` only wires these pieces into
+BentoML: :class:`ServiceSettings` (the bento's ``ktt_service.json``),
+:class:`RequestHandler` (validation, preprocessing), :class:`ModelRuntime`
+(verified checkpoint, label paths, monitoring hook) and :class:`BodySizeLimit`
+(413 for oversized bodies). See :mod:`ktt.export.bento` for how a bento is built.
+"""
+
+from ktt.serving.limits import BodySizeLimit
+from ktt.serving.monitoring import MonitoringClient, monitoring_rows
+from ktt.serving.runtime import InputError, ModelRuntime, RequestHandler, parse_texts
+from ktt.serving.settings import ServiceSettings
+
+__all__ = ["BodySizeLimit", "InputError", "ModelRuntime", "MonitoringClient", "RequestHandler",
+           "ServiceSettings", "monitoring_rows", "parse_texts"]

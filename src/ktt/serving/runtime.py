@@ -1,0 +1,255 @@
+"""The serving runtime every ktt model's service shares.
+
+Two halves, one per BentoML service of a bento (see ``models/<name>/bentoml/service.py``):
+
+* :class:`RequestHandler` (the HTTP service): validates ``{"text": ...}`` /
+  ``{"texts": [...]}``, preprocesses with :func:`ktt.preprocess.preprocess` (the
+  project's own preprocessing, not a copy) and hands preprocessed texts to the
+  model service in chunks of at most ``max_batch_size``;
+* :class:`ModelRuntime` (the adaptively batched model service): loads the
+  checkpoint verified by its sha256, predicts the label path with a score per
+  level and feeds the monitoring hook.
+
+The response of ``POST /predict`` is ``{"path": [top, ..., leaf], "scores": [s1, ..., sd]}``
+for ``{"text": "..."}`` and ``{"predictions": [{"path": ..., "scores": ...}, ...]}``
+for ``{"texts": [...]}``; a bad request gets 400 ``{"error": "<one line>"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import lru_cache
+from typing import Any, Awaitable, Callable, Sequence
+
+import numpy as np
+
+from ktt.errors import KttError
+from ktt.serving.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+#: Above this many characters in a request, preprocessing runs in a worker thread instead of the event loop.
+INLINE_PREPROCESS_CHARS = 16_384
+#: Attempts of a call to the model service that fails on its connection (see RequestHandler).
+CLASSIFY_ATTEMPTS = 3
+
+_JSON_TYPES = {bool: "a boolean", int: "a number", float: "a number", type(None): "null", list: "an array",
+               dict: "an object", str: "a string"}
+
+
+class InputError(ValueError):
+    """A request the service refuses (HTTP 400); the message is one line for the client."""
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def parse_texts(text: Any = None, texts: Any = None) -> tuple[list[str], bool]:
+    """Validate the fields of a ``/predict`` request.
+
+    Parameters
+    ----------
+    text : str, optional
+        One text (the single form).
+    texts : list of str, optional
+        Several texts (the batch form).
+
+    Returns
+    -------
+    texts : list of str
+    single : bool
+        True for the single form.
+
+    Raises
+    ------
+    InputError
+        If neither or both fields are given, a text is not a string, or is empty.
+    """
+    if text is None and texts is None:
+        raise InputError('missing input: send {"text": "..."} or {"texts": ["...", ...]}')
+    if text is not None and texts is not None:
+        raise InputError('send either "text" or "texts", not both')
+    if text is not None:
+        if not isinstance(text, str):
+            raise InputError(f'"text" must be a string, got {_json_type(text)}')
+        if not text.strip():
+            raise InputError('"text" is empty')
+        return [text], True
+    if not isinstance(texts, list):
+        raise InputError(f'"texts" must be an array of strings, got {_json_type(texts)}')
+    if not texts:
+        raise InputError('"texts" is an empty array')
+    for i, item in enumerate(texts):
+        if not isinstance(item, str):
+            raise InputError(f'"texts"[{i}] must be a string, got {_json_type(item)}')
+        if not item.strip():
+            raise InputError(f'"texts"[{i}] is empty')
+    return list(texts), False
+
+
+class RequestHandler:
+    """The HTTP side of a ktt service: validation, preprocessing, chunking.
+
+    BentoML 1.4.40 renews its client session to a dependency every 100 requests by
+    closing the old one, which breaks the calls still in flight on it
+    (bentoml/BentoML#5540); such a call is retried (:data:`CLASSIFY_ATTEMPTS` times
+    in all) and counted in ``ktt_classify_retries_total``.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+    """
+
+    def __init__(self, settings: ServiceSettings):
+        from ktt.preprocess import preprocess
+
+        self.settings = settings
+        preprocess(["Warm up the tokenizer and stemmer."])  # imports NLTK now, not on the first request
+
+    async def predict(self, text: Any, texts: Any,
+                      classify: Callable[[list[str]], Awaitable[list[dict]]]):
+        """Answer one ``/predict`` request.
+
+        Parameters
+        ----------
+        text, texts
+            The request's fields (see :func:`parse_texts`).
+        classify : async callable
+            The model service's batched ``classify`` (preprocessed texts to predictions).
+
+        Returns
+        -------
+        dict or starlette.responses.JSONResponse
+            The prediction (single form), ``{"predictions": [...]}`` (batch form), or a
+            400 response ``{"error": ...}``.
+        """
+        from starlette.responses import JSONResponse
+
+        try:
+            items, single = parse_texts(text, texts)
+        except InputError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        processed = await self.preprocess(items)
+        size = self.settings.max_batch_size
+        chunks = [processed[i : i + size] for i in range(0, len(processed), size)]
+        results = await asyncio.gather(*(self.classify(classify, chunk) for chunk in chunks))
+        predictions = [prediction for result in results for prediction in result]
+        return predictions[0] if single else {"predictions": predictions}
+
+    @staticmethod
+    async def classify(classify: Callable[[list[str]], Awaitable[list[dict]]], chunk: list[str]) -> list[dict]:
+        """``await classify(chunk)``, retried when the connection to the model service breaks."""
+        for attempt in range(1, CLASSIFY_ATTEMPTS + 1):
+            try:
+                return await classify(chunk)
+            except Exception as error:
+                if attempt == CLASSIFY_ATTEMPTS or not _connection_error(error):
+                    raise
+                _retries().inc()
+                log.info("retrying a call to the model service after %s: %s", type(error).__name__, error)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def preprocess(items: list[str]) -> list[str]:
+        """:func:`ktt.preprocess.preprocess`, off the event loop for large requests."""
+        from ktt.preprocess import preprocess
+
+        if sum(map(len, items)) <= INLINE_PREPROCESS_CHARS:
+            return preprocess(items)
+        import anyio
+
+        return await anyio.to_thread.run_sync(preprocess, items)
+
+
+def _connection_error(error: Exception) -> bool:
+    """A broken or closed connection to the model service (the request can be sent again)."""
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - BentoML depends on aiohttp
+        return False
+    return isinstance(error, aiohttp.ClientConnectionError) or (
+        isinstance(error, RuntimeError) and "Session is closed" in str(error))
+
+
+@lru_cache(maxsize=1)
+def _retries():
+    """The retry counter, created on first use (after BentoML's metrics setup)."""
+    from prometheus_client import Counter
+
+    return Counter("ktt_classify_retries", "Calls to the model service sent again after a broken connection")
+
+
+class ModelRuntime:
+    """The model side of a ktt service: a verified checkpoint, label paths, monitoring.
+
+    Parameters
+    ----------
+    model : ktt.model_sklearn.SklearnModel
+        A fitted model with a hierarchy.
+    monitor : MonitoringClient, optional
+        Receives each batch's rows when given.
+    """
+
+    def __init__(self, model, monitor=None):
+        for attribute in ("encode", "score_features", "paths_from_scores"):
+            if not hasattr(model, attribute):
+                raise KttError(f"{type(model).__name__} cannot be served: it has no {attribute}()")
+        if getattr(model, "hierarchy", None) is None:
+            raise KttError(f"{type(model).__name__} cannot be served: it has no hierarchy")
+        self.model = model
+        self.monitor = monitor
+        self.class_names = np.asarray(model.hierarchy.classes, dtype=object)
+
+    @classmethod
+    def load(cls, settings: ServiceSettings) -> "ModelRuntime":
+        """Load the checkpoint named by ``settings`` (sha256-verified) and set up monitoring.
+
+        Raises
+        ------
+        KttError
+            If the checkpoint is missing or does not match its recorded sha256.
+        """
+        from ktt.model import Model
+
+        model = Model.from_checkpoint(settings.checkpoint_path, sha256=settings.checkpoint_sha256)
+        monitor = None
+        if settings.monitoring:
+            from ktt.serving.monitoring import MonitoringClient
+
+            monitor = MonitoringClient(settings.monitoring_url, queue_size=settings.monitoring_queue_size,
+                                       timeout_s=settings.monitoring_timeout_s)
+        return cls(model, monitor)
+
+    def classify(self, texts: Sequence[str]) -> list[dict]:
+        """Label paths of preprocessed texts, with a score per level.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Output of :func:`ktt.preprocess.preprocess`.
+
+        Returns
+        -------
+        list of dict
+            ``{"path": [class names, top level first], "scores": [one float per level]}``
+            per text (see :meth:`ktt.model_sklearn.SklearnModel.paths_from_scores`).
+        """
+        if not len(texts):
+            return []
+        features = self.model.encode(list(texts))
+        scores = self.model.score_features(features)
+        paths, path_scores = self.model.paths_from_scores(scores)
+        if self.monitor is not None:
+            from ktt.model_sklearn import pool_features
+            from ktt.serving.monitoring import monitoring_rows
+
+            self.monitor.submit(monitoring_rows(pool_features(features), scores))
+        names = self.class_names[paths]
+        return [{"path": names[i].tolist(), "scores": path_scores[i].tolist()} for i in range(len(names))]
+
+    def close(self) -> None:
+        """Stop the monitoring thread."""
+        if self.monitor is not None:
+            self.monitor.close()
