@@ -18,7 +18,7 @@ into *units* that are tokenised once, memoised, and re-used:
 * A unit is keyed by its chunk alone when no context can change its tokens.
   The character before a chunk only matters when the chunk starts with a quote
   (``([ \\(\\[{<])(\\"|\\'{2})``, ``^\\"``), the one after it only when it ends
-  with ``'`` (``([^'])' ``). Such chunks are keyed with stand-ins for their
+  with ``'`` (``([^'])'`` and a space). Such chunks are keyed with stand-ins for their
   neighbours: a space, a tab for any other whitespace, or nothing at the start
   of the text.
 * The last unit also sees the end of the text, which matters only for the

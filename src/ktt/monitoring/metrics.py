@@ -2,20 +2,20 @@
 
 Always exported:
 
-==============================================  ======================================================
-``ktt_drift_rows_received_total``               rows accepted by ``POST /iterate``
-``ktt_drift_rows_rejected_total{reason}``       rows of refused requests (``json``, ``format``,
-                                                ``width``, ``value``, ``size``; 0 rows when uncountable)
-``ktt_drift_requests_rejected_total{reason}``   refused requests
-``ktt_drift_window_rows``                       rows in the current window
-``ktt_drift_window_size``                       the configured window size
-``ktt_drift_reference_rows``                    rows in the reference (or gathered so far)
-``ktt_drift_engine_ready``                      1 once Evidently is loaded
-``ktt_drift_calculations_total``                drift calculations done
-``ktt_drift_calculation_errors_total``          calculations that failed
-``ktt_drift_calculation_duration_seconds``      duration of the last calculation
+================================================  ======================================================
+``ktt_drift_rows_received_total``                 rows accepted by ``POST /iterate``
+``ktt_drift_rows_rejected_total{reason}``         rows of refused requests (``json``, ``format``,
+                                                  ``width``, ``value``, ``size``; 0 rows when uncountable)
+``ktt_drift_requests_rejected_total{reason}``     refused requests
+``ktt_drift_window_rows``                         rows in the current window
+``ktt_drift_window_size``                         the configured window size
+``ktt_drift_reference_rows``                      rows in the reference (or gathered so far)
+``ktt_drift_engine_ready``                        1 once Evidently is loaded
+``ktt_drift_calculations_total``                  drift calculations done
+``ktt_drift_calculation_errors_total``            calculations that failed
+``ktt_drift_calculation_duration_seconds``        duration of the last calculation
 ``ktt_drift_last_calculation_timestamp_seconds``  Unix time of the last calculation
-==============================================  ======================================================
+================================================  ======================================================
 
 ``data_drift`` monitor: ``ktt_drift_share`` (share of drifted features),
 ``ktt_drift_drifted_features``, ``ktt_drift_dataset_drift`` (0/1),
