@@ -20,16 +20,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
-import os
-import shutil
-import socket
 import sqlite3
-import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,40 +87,14 @@ def load_postgres(url: str, classes: pd.DataFrame, items: pd.DataFrame) -> None:
     engine.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
 def postgres_server():
     """A throwaway PostgreSQL server on 127.0.0.1 (user ktt); yields its SQLAlchemy URL."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found:
-        raise SystemExit("PostgreSQL binaries not found under /usr/lib/postgresql (bash scripts/setup.sh --dev)")
-    bin_dir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="ktt-bench-postgres-"))
-    data, sockets, pwfile = base / "data", base / "sockets", base / "pw"
-    sockets.mkdir()
-    password = "bench-pw"
-    pwfile.write_text(password + "\n")
-    prefix = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        for path in (base, sockets, pwfile):
-            shutil.chown(path, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "ktt", f"--pwfile={pwfile}",
-                    "-A", "scram-sha-256", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                    "-o", f"-p {port} -h 127.0.0.1 -k {sockets} -F", "start"], check=True, capture_output=True)
+    from ktt.testing import postgres_server as server
+
     try:
-        yield f"postgresql+psycopg://ktt:{password}@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        return server(password="bench-pw")
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
 
 
 def timed(function, repeat: int) -> tuple[float, object]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ktt.testing import free_port, postgres_bin_dir, postgres_server  # noqa: F401  (free_port: for the tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -61,15 +63,6 @@ def mlflow_runs(cwd: Path) -> list:
     return client.search_runs(ids, order_by=["attributes.start_time DESC"])
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server on 127.0.0.1 for this test session (Debian's binaries).
@@ -77,33 +70,7 @@ def postgres_url():
     Yields a SQLAlchemy URL with a password (user ``ktt``, password ``s3cret-pw``,
     database ``postgres``). Skips if PostgreSQL is not installed.
     """
-    import glob
-    import shutil
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")) or ([shutil.which("pg_ctl")] if shutil.which("pg_ctl") else [])
-    if not found:
+    if postgres_bin_dir() is None:
         pytest.skip("PostgreSQL is not installed (bash scripts/setup.sh --dev installs it as root)")
-    import tempfile
-
-    bin_dir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="ktt-postgres-"))  # outside pytest's root-only temp dir
-    data, sockets, pwfile = base / "data", base / "sockets", base / "pw"
-    sockets.mkdir()
-    pwfile.write_text("s3cret-pw\n")
-    prefix = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-        shutil.chown(pwfile, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "ktt", f"--pwfile={pwfile}",
-                    "-A", "scram-sha-256", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                    "-o", f"-p {port} -h 127.0.0.1 -k {sockets} -F", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://ktt:s3cret-pw@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_server(password="s3cret-pw") as url:
+        yield url

@@ -26,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from ktt.testing import wait_for
 from conftest import free_port, shared_data
 
 from ktt.errors import KttError
@@ -38,15 +39,6 @@ REFERENCE_ROWS = 600
 
 
 # ------------------------------------------------------------------ helpers
-def wait_for(condition, timeout_s: float = 60, step_s: float = 0.2, what: str = "condition"):
-    """Poll ``condition`` until it returns something truthy (returned), or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step_s)
-    raise AssertionError(f"{what} not met within {timeout_s} s")
 
 
 def metric(text: str, name: str, **labels) -> float | None:

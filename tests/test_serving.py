@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ktt.testing import wait_for
 from conftest import free_port, mlflow_runs, run_cli
 
 TEXTS = ["Cholera due to Vibrio cholerae", "Typhoid fever with heart involvement", "Sézary disease, unspecified site"]
@@ -60,14 +61,6 @@ class Monitor:
         self.server.server_close()
 
 
-def wait_for(condition, timeout_s: float = 15, step_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step_s)
-    raise AssertionError(f"condition not met within {timeout_s} s")
 
 
 def metric(text: str, name: str, **labels) -> float:

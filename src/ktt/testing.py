@@ -1,0 +1,81 @@
+"""Helpers for ktt's tests and benchmarks: loopback ports, polling, a throwaway PostgreSQL.
+
+Everything here runs real servers on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout_s: float = 60, step_s: float = 0.1, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy (returned), or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step_s)
+    raise AssertionError(f"{what} not met within {timeout_s} s")
+
+
+def postgres_bin_dir() -> Path | None:
+    """The folder of Debian's PostgreSQL server binaries (newest version), or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("pg_ctl")
+    return Path(on_path).parent if on_path else None
+
+
+@contextlib.contextmanager
+def postgres_server(password: str = "s3cret-pw", user: str = "ktt") -> Iterator[str]:
+    """Run a throwaway PostgreSQL server on 127.0.0.1; yield its SQLAlchemy URL.
+
+    The server runs as the ``postgres`` user when started by root (PostgreSQL
+    refuses root), with password authentication, and is stopped and deleted on exit.
+
+    Raises
+    ------
+    FileNotFoundError
+        If PostgreSQL is not installed (``bash scripts/setup.sh --dev`` installs it as root).
+    """
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        raise FileNotFoundError("PostgreSQL is not installed (bash scripts/setup.sh --dev installs it as root)")
+    base = Path(tempfile.mkdtemp(prefix="ktt-postgres-"))  # outside pytest's root-only temp dir
+    data, sockets, pwfile = base / "data", base / "sockets", base / "pw"
+    sockets.mkdir()
+    pwfile.write_text(password + "\n")
+    prefix = []
+    if os.geteuid() == 0:
+        for path in (base, sockets, pwfile):
+            shutil.chown(path, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    try:
+        subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+                        "-A", "scram-sha-256", "--no-sync"], check=True, capture_output=True)
+        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+                        "-o", f"-p {port} -h 127.0.0.1 -k {sockets} -F", "start"], check=True, capture_output=True)
+        yield f"postgresql+psycopg://{user}:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
