@@ -6,6 +6,7 @@ into a fresh ``BENTOML_HOME`` and served from there, so it proves to carry all i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -96,18 +98,16 @@ def bento(icd_sample, tmp_path_factory):
     return {"tag": tag, "home": home, "run": run, "cwd": cwd}
 
 
-@pytest.fixture(scope="module")
-def served(bento, tmp_path_factory):
-    """``bentoml serve <tag>`` on a free 127.0.0.1 port, its monitor a recording server started here."""
-    monitor = Monitor()
+@contextlib.contextmanager
+def serve_bento(tag: str, home, log_dir, **extra_env):
+    """``bentoml serve <tag>`` on a free 127.0.0.1 port until the block ends; yields its URL and process."""
     port = free_port()
-    env = {**os.environ, "BENTOML_HOME": str(bento["home"]), "BENTOML_DO_NOT_TRACK": "True",
-           "EVIDENTLY_HOST": "127.0.0.1", "EVIDENTLY_PORT": str(monitor.port)}
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **extra_env}
     env.pop("PYTHONPATH", None)
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    log = log_dir / "serve.log"
     with open(log, "w") as stream:
-        server = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento["tag"], "--host", "127.0.0.1",
-                                   "--port", str(port)], env=env, cwd=log.parent, stdout=stream,
+        server = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, cwd=log_dir, stdout=stream,
                                   stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -119,7 +119,7 @@ def served(bento, tmp_path_factory):
                 return False
 
         wait_for(ready, timeout_s=120, step_s=0.3)
-        yield {"url": url, "monitor": monitor, "server": server, "log": log, **bento}
+        yield {"url": url, "server": server, "log": log}
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -128,6 +128,17 @@ def served(bento, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def served(bento, tmp_path_factory):
+    """The bento served, its monitor a recording server started here."""
+    monitor = Monitor()
+    try:
+        with serve_bento(bento["tag"], bento["home"], tmp_path_factory.mktemp("serve"),
+                         EVIDENTLY_HOST="127.0.0.1", EVIDENTLY_PORT=str(monitor.port)) as server:
+            yield {"monitor": monitor, **server, **bento}
+    finally:
         monitor.stop()
 
 
@@ -332,3 +343,24 @@ def test_settings_from_the_environment_are_checked(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KttError, match="no ktt_service.json"):
         ServiceSettings.load(tmp_path / "empty")
+
+
+def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
+    from ktt import tracking
+    from ktt.preprocess import preprocess
+
+    home = tmp_path / "bentoml"
+    run_cli("model=tfidf_hsgd", "export=bento", f"export.bentoml_home={home}", "dataset=file", "min_df=2",
+            "progress=false", "plots=false", f"dataset.path={icd_sample}", cwd=tmp_path)
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    model = tracking.load_model(run.info.run_id, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    paths, path_scores = model.predict_path(preprocess(TEXTS))
+    expected = [[model.hierarchy.classes[i] for i in path] for path in paths]
+    with serve_bento(run.data.tags["ktt.bento_tag"], home, tmp_path) as server:
+        answer = predict(server["url"], {"texts": TEXTS})
+        assert answer.status_code == 200, answer.text
+        predictions = answer.json()["predictions"]
+        assert [p["path"] for p in predictions] == expected
+        np.testing.assert_allclose([p["scores"] for p in predictions], path_scores, rtol=1e-6)
+        assert predict(server["url"], {"text": ""}).status_code == 400
