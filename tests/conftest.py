@@ -38,14 +38,16 @@ def icd_sample(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None, timeout: int = 600):
-    """Run ``python -m ktt`` in ``cwd`` (so its MLflow store and outputs stay there)."""
-    full_env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA), **(env or {})}
+def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None, timeout: int = 600,
+            module: str = "ktt"):
+    """Run ``python -m <module>`` (default ``ktt``) in ``cwd``, so its MLflow store and outputs stay there."""
+    full_env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA), "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run([sys.executable, "-m", "ktt", *args], cwd=cwd, capture_output=True, text=True,
+    full_env.pop("BENTOML_HOME", None)
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                             env=full_env, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"ktt {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(f"{module} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 

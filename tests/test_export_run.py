@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, mlflow_client, mlflow_runs, run_cli
+from conftest import mlflow_client, mlflow_runs, run_cli
 
 
-def run_export(*args: str, cwd: Path, check: bool = True, timeout: int = 300):
+def run_export(*args: str, cwd: Path, check: bool = True):
     """Run ``python -m ktt.export`` in ``cwd`` (its MLflow store), as ``run_cli`` runs ``python -m ktt``."""
-    env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA), "BENTOML_DO_NOT_TRACK": "True"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("BENTOML_HOME", None)
-    result = subprocess.run([sys.executable, "-m", "ktt.export", *args], cwd=cwd, capture_output=True, text=True,
-                            env=env, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ktt.export {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_cli(*args, cwd=cwd, check=check, timeout=300, module="ktt.export")
 
 
 @pytest.fixture(scope="module")
