@@ -45,7 +45,7 @@ def postgres_bin_dir() -> Path | None:
 
 
 @contextlib.contextmanager
-def postgres_server(password: str = "s3cret-pw", user: str = "ktt") -> Iterator[str]:
+def postgres_server(password: str, user: str = "ktt") -> Iterator[str]:
     """Run a throwaway PostgreSQL server on 127.0.0.1; yield its SQLAlchemy URL.
 
     The server runs as the ``postgres`` user when started by root (PostgreSQL
