@@ -63,14 +63,12 @@ def train(cfg: DictConfig) -> float:
 
         with stage(f"fitting {cfg.tracking.run_name}", timings, progress=cfg.progress):
             model.fit(train_loader, val_loader)
-        metrics = {}
+        metrics, outputs = {}, {}
         with stage("testing", timings):
-            val_output = model.test(val_loader) if len(val_loader.texts) else None
-            if val_output is not None:
-                metrics.update(get_metrics(val_output, hierarchy, prefix="val_"))
-            test_output = model.test(test_loader) if test_loader is not None else None
-            if test_output is not None:
-                metrics.update(get_metrics(test_output, hierarchy, prefix="test_"))
+            for prefix, loader in (("val_", val_loader), ("test_", test_loader)):
+                if loader is not None and len(loader.texts):  # no val split, or tuning: no test split
+                    outputs[prefix] = model.test(loader)
+                    metrics.update(get_metrics(outputs[prefix], hierarchy, prefix=prefix))
         mlflow.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
         if cfg.objective not in metrics:
             raise KttError(f"objective {cfg.objective!r} is not a computed metric (e.g. {', '.join(sorted(metrics)[:4])})")
@@ -78,7 +76,7 @@ def train(cfg: DictConfig) -> float:
         tracking.log_model(model, hierarchy)
         if cfg.plots:
             with stage("plotting"):
-                log_plots(test_output if test_output is not None else val_output, hierarchy)
+                log_plots(outputs.get("test_", outputs.get("val_")), hierarchy)
         if cfg.reference:
             with stage("generating the reference set"):
                 loader = {"train": train_loader, "val": val_loader, "test": test_loader}[cfg.reference_split]
