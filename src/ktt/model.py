@@ -68,12 +68,9 @@ class Model(ABC):
 
     def validate_params(self) -> None:
         """Check the parameters against ``_parameter_constraints`` (all classes of the MRO)."""
-        from ktt.params import validate_params
+        from ktt.params import validate_attributes
 
-        constraints: dict = {}
-        for klass in reversed(type(self).__mro__):
-            constraints.update(klass.__dict__.get("_parameter_constraints", {}))
-        validate_params({name: getattr(self, name) for name in constraints}, constraints)
+        validate_attributes(self)
 
     # --------------------------------------------------------------- persistence
     @classmethod

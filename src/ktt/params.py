@@ -91,6 +91,23 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list]) 
         raise KttError(f"invalid {name}={value!r} (allowed: {described})")
 
 
+def validate_attributes(obj: Any) -> None:
+    """Check an object's attributes against the ``_parameter_constraints`` of every class in its MRO.
+
+    Subclasses add to (and may override) their bases' constraints; each constrained
+    name is read from ``obj`` as an attribute.
+
+    Raises
+    ------
+    KttError
+        For the first invalid attribute, naming it and the allowed values.
+    """
+    constraints: dict = {}
+    for klass in reversed(type(obj).__mro__):
+        constraints.update(klass.__dict__.get("_parameter_constraints", {}))
+    validate_params({name: getattr(obj, name) for name in constraints}, constraints)
+
+
 def _accepts(form: Any, value: Any) -> bool:
     if form is None:
         return value is None

@@ -22,7 +22,7 @@ import pandas as pd
 from ktt.data.intermediate import IntermediateDataset, write_dataset
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.params import Interval, validate_params
+from ktt.params import Interval, validate_attributes
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,7 @@ class Adapter(ABC):
     # ---------------------------------------------------------------- common
     def validate(self) -> None:
         """Check the settings; raise :class:`KttError` on the first bad one."""
-        constraints = {}
-        for klass in reversed(type(self).__mro__):
-            constraints.update(getattr(klass, "_parameter_constraints", {}))
-        validate_params({k: getattr(self, k) for k in constraints}, constraints)
+        validate_attributes(self)
         split = list(self.split)
         if (
             len(split) != 3
