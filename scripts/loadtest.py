@@ -24,23 +24,17 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ktt.testing import free_port, stop_process
+
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = Path(os.environ.get("KTT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "icd10cm" / "icd10cm.parquet"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def load_texts(path: Path, n: int, seed: int) -> list[str]:
@@ -63,14 +57,7 @@ def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 def stop(process: subprocess.Popen, timeout_s: float = 15) -> None:
     """SIGTERM the server's process group, SIGKILL it if it outlives ``timeout_s``."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+    stop_process(process, timeout_s, group=True)
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:

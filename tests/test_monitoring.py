@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from ktt.testing import wait_for
+from ktt.testing import stop_process, wait_for
 from conftest import free_port, shared_data
 
 from ktt.errors import KttError
@@ -83,12 +83,7 @@ def running_service(config: Path, log: Path, *args: str, pythonpath: str | None 
         wait_for(up, timeout_s, what="the monitoring service listening")
         yield SimpleNamespace(url=url, process=process, log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 def post_rows(url: str, rows, batch: int = 50) -> None:

@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from conftest import free_port
+from ktt.testing import stop_process
 from test_monitoring import (CLASSES, WINDOW, icd_monitoring_data, post_rows, running_service, synthetic_reference,
                              wait_for)
 
@@ -315,9 +316,5 @@ def test_prometheus_scrapes_drift_end_to_end(icd_sample, prometheus_binary, tmp_
                 if "ktt_drift_" in expr:
                     assert result, f"panel {title!r} shows no data: {expr}"
         finally:
-            prometheus.terminate()
-            try:
-                prometheus.wait(15)
-            except subprocess.TimeoutExpired:
-                prometheus.kill()
+            stop_process(prometheus)
             shutil.rmtree(storage, ignore_errors=True)

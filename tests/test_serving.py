@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 import requests
 
-from ktt.testing import wait_for
+from ktt.testing import stop_process, wait_for
 from conftest import free_port, mlflow_runs, run_cli
 
 TEXTS = ["Cholera due to Vibrio cholerae", "Typhoid fever with heart involvement", "Sézary disease, unspecified site"]
@@ -121,13 +120,7 @@ def serve_bento(tag: str, home, log_dir, **extra_env):
         wait_for(ready, timeout_s=120, step_s=0.3)
         yield {"url": url, "server": server, "log": log}
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(5)
+        stop_process(server, 20, group=True)
 
 
 @pytest.fixture(scope="module")

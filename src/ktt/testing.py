@@ -9,6 +9,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -33,6 +34,24 @@ def wait_for(condition, timeout_s: float = 60, step_s: float = 0.1, what: str = 
             return value
         time.sleep(step_s)
     raise AssertionError(f"{what} not met within {timeout_s} s")
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 15, group: bool = False) -> None:
+    """SIGTERM a server (its whole process group with ``group``), SIGKILL it if it outlives ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    if group:
+        os.killpg(process.pid, signal.SIGTERM)
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.wait(5)
 
 
 def postgres_bin_dir() -> Path | None:
