@@ -384,20 +384,9 @@ class TfidfHSGD(SklearnModel):
 
     def _level_scores(self, scores: np.ndarray, level: int) -> np.ndarray:
         """Summed leaf scores (n x level size) below every class of ``level``."""
-        hierarchy = self.hierarchy
-        if level == hierarchy.depth - 1:
+        if level == self.hierarchy.depth - 1:
             return scores
-        offset = hierarchy.level_offsets[level]
-        ancestors = hierarchy.leaf_paths[:, level] - offset
-        starts = np.flatnonzero(np.diff(ancestors, prepend=-1))
-        if np.array_equal(ancestors[starts], np.arange(hierarchy.level_sizes[level])):
-            # leaves grouped by class, as Hierarchy.from_paths orders them: sum each run of columns
-            return np.add.reduceat(scores, starts, axis=1)
-        n_leaves = hierarchy.level_sizes[-1]
-        membership = sparse.csr_matrix(
-            (np.ones(n_leaves), (np.arange(n_leaves), ancestors)), shape=(n_leaves, hierarchy.level_sizes[level])
-        )
-        return np.asarray(scores @ membership)
+        return self.hierarchy.level_scores(scores, self.hierarchy.leaf_paths, level)
 
 
 class ParentTask(NamedTuple):

@@ -148,13 +148,8 @@ class SklearnModel(Model, BaseEstimator):
         path_scores = np.empty(paths.shape, dtype=float)
         rows = np.arange(len(scores))
         for level in range(self.hierarchy.depth):
-            offset = self.hierarchy.level_offsets[level]
-            membership = sparse.csr_matrix(
-                (np.ones(len(self.classes_)), (np.arange(len(self.classes_)), column_paths[:, level] - offset)),
-                shape=(len(self.classes_), self.hierarchy.level_sizes[level]),
-            )
-            node_scores = np.asarray(scores @ membership)
-            path_scores[:, level] = node_scores[rows, paths[:, level] - offset]
+            node_scores = self.hierarchy.level_scores(scores, column_paths, level)
+            path_scores[:, level] = node_scores[rows, paths[:, level] - self.hierarchy.level_offsets[level]]
         return paths, path_scores
 
     def test(self, loader: Loader, return_encodings: bool = False) -> dict:

@@ -110,31 +110,6 @@ def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hi
 
 
 # ----------------------------------------------------------------- PR curves
-def level_scores(scores: np.ndarray, column_paths: np.ndarray, hierarchy: Hierarchy, level: int) -> np.ndarray:
-    """Scores of the classes of ``level``: each node's leaf scores summed.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n, n_columns)
-    column_paths : ndarray of shape (n_columns, depth)
-        Class-index path of each column's leaf.
-    hierarchy : Hierarchy
-    level : int
-        0 = top.
-
-    Returns
-    -------
-    ndarray of shape (n, level size)
-    """
-    from scipy.sparse import csr_matrix
-
-    n_columns = len(column_paths)
-    n_classes = hierarchy.level_sizes[level]
-    nodes = column_paths[:, level] - hierarchy.level_offsets[level]
-    membership = csr_matrix((np.ones(n_columns), (np.arange(n_columns), nodes)), shape=(n_columns, n_classes))
-    return np.asarray((membership.T @ np.asarray(scores).T).T)
-
-
 def _one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
     indicator = np.zeros((len(codes), n_classes), dtype=np.uint8)
     indicator[np.arange(len(codes)), codes] = 1
@@ -145,7 +120,7 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     """Write the micro-averaged PR curve of the leaves and of every level to ``path``.
 
     The leaf curve uses ``targets_b`` and ``scores``; level ``k`` uses the
-    targets' level-``k`` ancestors and :func:`level_scores`. The last level's
+    targets' level-``k`` ancestors and :meth:`Hierarchy.level_scores`. The last level's
     curve equals the leaf curve when the columns cover every leaf.
     """
     column_paths = output_columns(output, hierarchy)
@@ -159,7 +134,7 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
         if level == hierarchy.depth - 1:
             scores, targets = output["scores"], output["targets_b"]
         else:
-            scores = level_scores(output["scores"], column_paths, hierarchy, level)
+            scores = hierarchy.level_scores(output["scores"], column_paths, level)
             targets = _one_hot(true_paths[:, level] - hierarchy.level_offsets[level], hierarchy.level_sizes[level])
         precision, recall = micro_pr_curve(targets, scores)
         ax.plot(recall, precision, drawstyle="steps-post", linestyle="--",
