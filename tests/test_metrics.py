@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score
@@ -16,7 +18,7 @@ from ktt.metrics import (
     micro_average_precision,
     path_consistency,
 )
-from ktt.plots import level_confusion, save_plots
+from ktt.plots import BackgroundPlots, level_confusion, save_plots
 
 # Classes: A=0 B=1 C=2 | a1=3 a2=4 b1=5 b2=6 c1=7
 PATHS = [("A", "a1"), ("A", "a2"), ("B", "b1"), ("B", "b2"), ("C", "c1")]
@@ -246,3 +248,43 @@ def test_level_confusion_keeps_most_frequent_and_other_column():
     matrix, shown, restricted = level_confusion(true, pred, 4)
     assert not restricted and matrix.shape == (4, 4)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+
+
+# ------------------------------------------------------- plots in a child process
+def test_background_plots_draw_what_save_plots_draws(hierarchy, tmp_path):
+    output = make_output(hierarchy, TARGETS, PREDICTIONS, paths=None)
+    here = save_plots(output, hierarchy, tmp_path / "here")
+    with BackgroundPlots() as plots:
+        assert plots.process is not None
+        plots.draw(output, hierarchy)
+        folder = plots.wait()
+        drawn = sorted(folder.iterdir())
+        assert [p.name for p in drawn] == sorted(p.name for p in here)
+        assert all(p.read_bytes() == (tmp_path / "here" / p.name).read_bytes() for p in drawn)
+    assert not plots.workdir.exists()
+
+
+def test_background_plots_report_the_childs_error(hierarchy):
+    output = make_output(hierarchy, TARGETS, PREDICTIONS)
+    output["scores"] = output["scores"][:, :2]
+    with BackgroundPlots() as plots:
+        plots.draw(output, hierarchy)
+        with pytest.raises(KttError, match=r"^drawing the plots failed: .*scores must have shape \(6, 5\)"):
+            plots.wait()
+
+
+def test_background_plots_draw_here_without_a_child(hierarchy, monkeypatch, caplog):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with BackgroundPlots() as plots:
+        assert plots.process is None
+        plots.draw(make_output(hierarchy, TARGETS, PREDICTIONS), hierarchy)
+        assert sorted(p.name for p in plots.wait().iterdir()) == ["confusion_level1.png", "confusion_level2.png",
+                                                                  "pr_curve.png"]
+    assert "drawing them here" in caplog.text
+
+
+def test_background_plots_closed_before_drawing_leave_nothing_behind():
+    plots = BackgroundPlots()
+    process = plots.process
+    plots.close()
+    assert process.poll() is not None and not plots.workdir.exists()

@@ -1,30 +1,46 @@
 """PNG plots of a model's test output: per-level confusion matrices and PR curves.
 
-matplotlib is imported inside the functions, with the Agg backend, so that
-importing this module is cheap and works without a display.
+matplotlib is imported inside the functions and used through its object API
+(``Figure`` with the Agg canvas, never ``pyplot``), so importing this module is
+cheap, no global backend is switched, and it works without a display.
+
+The runner draws the plots in a child process (:class:`BackgroundPlots`,
+``python -m ktt.plots``) while it logs the run, so they cost a spare core rather
+than wall time.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.metrics import average_precision, micro_pr_curve, output_columns, output_paths
 
+log = logging.getLogger(__name__)
+
 MAX_CONFUSION_CLASSES = 30
 MAX_LABEL_CHARS = 30
+#: Width of one character of an 8-point tick label, in inches (for the margins).
+_CHAR_INCHES = 8 * 0.62 / 72
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _truncate(name: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -74,11 +90,16 @@ def level_confusion(
 
 
 def _plot_confusion(matrix: np.ndarray, row_labels: list[str], col_labels: list[str], title: str, path: Path) -> None:
-    plt = _pyplot()
-    side = min(24.0, max(5.0, 0.32 * len(col_labels) + 3.0))
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    # Margins from the longest labels (cheaper than tight_layout, which draws the figure twice).
+    left = 0.6 + _CHAR_INCHES * max(map(len, row_labels))
+    bottom = 0.6 + _CHAR_INCHES * max(map(len, col_labels))
+    side = min(24.0, max(3.5, 0.32 * len(col_labels)))
+    width, height = left + side + 1.4, bottom + side + 0.8
+    fig = _figure(width, height)
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
+    colorbar_axes = fig.add_axes(((left + side + 0.2) / width, bottom / height, 0.25 / width, side / height))
     image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.colorbar(image, cax=colorbar_axes)
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=8)
     ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
     ax.set_xlabel("predicted")
@@ -88,9 +109,7 @@ def _plot_confusion(matrix: np.ndarray, row_labels: list[str], col_labels: list[
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if value > 0.5 else "black")
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hierarchy, level: int, path: Path) -> Path:
@@ -125,18 +144,18 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     """
     column_paths = output_columns(output, hierarchy)
     true_paths, _ = output_paths(output, hierarchy)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    precision, recall = micro_pr_curve(output["targets_b"], output["scores"])
-    ax.plot(recall, precision, drawstyle="steps-post", linewidth=2.5,
-            label=f"leaves, micro (AP={average_precision(precision, recall):.3f})")
+    fig = _figure(7, 6)
+    ax = fig.add_axes((0.11, 0.09, 0.85, 0.83))
+    leaf_curve = micro_pr_curve(output["targets_b"], output["scores"])
+    ax.plot(leaf_curve[1], leaf_curve[0], drawstyle="steps-post", linewidth=2.5,
+            label=f"leaves, micro (AP={average_precision(*leaf_curve):.3f})")
     for level in range(hierarchy.depth):
         if level == hierarchy.depth - 1:
-            scores, targets = output["scores"], output["targets_b"]
+            precision, recall = leaf_curve
         else:
             scores = hierarchy.level_scores(output["scores"], column_paths, level)
             targets = _one_hot(true_paths[:, level] - hierarchy.level_offsets[level], hierarchy.level_sizes[level])
-        precision, recall = micro_pr_curve(targets, scores)
+            precision, recall = micro_pr_curve(targets, scores)
         ax.plot(recall, precision, drawstyle="steps-post", linestyle="--",
                 label=f"level {level + 1} (AP={average_precision(precision, recall):.3f})")
     ax.set_xlabel("recall")
@@ -145,9 +164,7 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     ax.set_ylim(0.0, 1.05)
     ax.set_title("Precision-recall (micro-averaged)")
     ax.legend(loc="lower left")
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
@@ -182,3 +199,126 @@ def save_plots(output: Mapping, hierarchy: Hierarchy, out_dir: Path) -> list[Pat
     ]
     written.append(save_pr_curve(output, hierarchy, out_dir / "pr_curve.png"))
     return written
+
+
+# ------------------------------------------------------------ in the background
+#: The arrays of a test output that the plots read (strings are stored as fixed-width text, never pickled).
+_PAYLOAD_ARRAYS = ("targets", "predictions", "classes", "paths", "targets_b", "scores")
+
+
+class BackgroundPlots:
+    """Draw :func:`save_plots` in a child process (``python -m ktt.plots``) while the caller goes on.
+
+    Creating it starts the child, which imports matplotlib while the caller
+    still computes the output; :meth:`draw` writes the output's arrays to a
+    temporary folder and hands it over; :meth:`wait` returns the folder of PNGs.
+    If no child can be started, :meth:`wait` draws them in this process instead.
+    Use it as a context manager: leaving the block stops an unfinished child and
+    removes the temporary files.
+
+    Examples
+    --------
+    >>> with BackgroundPlots() as plots:  # doctest: +SKIP
+    ...     plots.draw(model.test(loader), hierarchy)
+    ...     log_the_model()
+    ...     folder = plots.wait()
+    """
+
+    def __init__(self):
+        self.workdir = Path(tempfile.mkdtemp(prefix="ktt-plots-"))
+        self.out_dir = self.workdir / "plots"
+        self._stderr = open(self.workdir / "stderr.txt", "wb")
+        self._pending: tuple[Mapping, Hierarchy] | None = None
+        try:
+            self.process: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, "-m", "ktt.plots"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                stderr=self._stderr, env=_child_environment())
+        except OSError as error:
+            log.warning("could not start a process for the plots (%s); drawing them here", error)
+            self.process = None
+
+    def draw(self, output: Mapping, hierarchy: Hierarchy) -> None:
+        """Hand ``output`` (a model's test output, see :mod:`ktt.metrics`) over to the child."""
+        if self.process is None:
+            self._pending = (output, hierarchy)
+            return
+        payload = self.workdir / "payload"
+        payload.mkdir()
+        hierarchy.to_json(payload / "hierarchy.json")
+        for key in _PAYLOAD_ARRAYS:
+            if output.get(key) is not None:
+                value = np.asarray(output[key])
+                np.save(payload / f"{key}.npy", value.astype(str) if value.dtype == object else value)
+        try:
+            self.process.stdin.write(f"{payload}\n{self.out_dir}\n".encode())
+            self.process.stdin.close()
+        except OSError:
+            pass  # the child died; wait() reports why
+
+    def wait(self) -> Path:
+        """The folder holding the PNGs, once they are drawn.
+
+        Raises
+        ------
+        KttError
+            If the child process failed (its last error line is in the message).
+        """
+        if self.process is None:
+            if self._pending is None:
+                raise KttError("BackgroundPlots.wait() before draw()")
+            save_plots(*self._pending, self.out_dir)
+            return self.out_dir
+        status = self.process.wait()
+        self._stderr.close()
+        if status or not self.out_dir.is_dir():
+            lines = (self.workdir / "stderr.txt").read_text(errors="replace").strip().splitlines()
+            raise KttError(f"drawing the plots failed: {lines[-1] if lines else f'exit status {status}'}")
+        return self.out_dir
+
+    def close(self) -> None:
+        """Stop the child if it still runs and remove the temporary folder."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process is not None and self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self._stderr.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "BackgroundPlots":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _child_environment() -> dict[str, str]:
+    """This environment, with the folder that holds ``ktt`` first on the child's ``PYTHONPATH``."""
+    import ktt
+
+    package_root = str(Path(ktt.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+
+
+def _load_payload(payload: Path) -> tuple[dict, Hierarchy]:
+    output = {key: np.load(payload / f"{key}.npy") for key in _PAYLOAD_ARRAYS if (payload / f"{key}.npy").exists()}
+    return output, Hierarchy.from_json(payload / "hierarchy.json")
+
+
+def main() -> None:
+    """The child process of :class:`BackgroundPlots`.
+
+    Imports matplotlib, then reads two lines on stdin, the payload folder and the
+    output folder, and draws. Exits quietly if stdin closes first (nothing to draw).
+    """
+    _figure(1, 1)  # import matplotlib while the parent is still busy
+    lines = sys.stdin.read().splitlines()
+    if len(lines) < 2:
+        return
+    output, hierarchy = _load_payload(Path(lines[0]))
+    save_plots(output, hierarchy, Path(lines[1]))
+
+
+if __name__ == "__main__":
+    main()
