@@ -38,14 +38,19 @@ def icd_sample(tmp_path_factory) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None, timeout: int = 600,
-            module: str = "ktt"):
-    """Run ``python -m <module>`` (default ``ktt``) in ``cwd``, so its MLflow store and outputs stay there."""
+def cli_env(env: dict | None = None) -> dict[str, str]:
+    """The environment of a CLI started by a test: no tracking URI or BentoML home leaks in from other tests."""
     full_env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA), "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     full_env.pop("BENTOML_HOME", None)
+    return full_env
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None, timeout: int = 600,
+            module: str = "ktt"):
+    """Run ``python -m <module>`` (default ``ktt``) in ``cwd``, so its MLflow store and outputs stay there."""
     result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                            env=full_env, timeout=timeout)
+                            env=cli_env(env), timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -36,20 +36,24 @@ def fail(message: str, status: int = 2) -> None:
 def catch_user_errors(task):
     """Turn a :class:`KttError` raised by a job into one line on stderr and exit status 2.
 
-    In a multirun the error is re-raised instead, so the launcher records the
-    failed job and goes on with the others.
+    Ctrl-C is one line too (``ktt: error: interrupted``, status 130, as shells
+    report an interrupted command). In a multirun both are re-raised instead, so
+    the launcher records the failed job and goes on with the others, and the sweep
+    handles the interruption.
     """
 
     @functools.wraps(task)
     def wrapper(cfg):
         try:
             return task(cfg)
-        except KttError as error:
+        except (KttError, KeyboardInterrupt) as error:
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise
+            if isinstance(error, KeyboardInterrupt):
+                fail("interrupted", status=130)
             fail(str(error))
 
     return wrapper
