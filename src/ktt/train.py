@@ -4,24 +4,25 @@ Data flows one way: dataset config -> adapter -> intermediate dataset (cached)
 -> preprocessed loaders (cached) -> model.fit -> model.test -> metrics -> MLflow
 run. Each arrow is one call below.
 
-Two pieces of work run beside the model's so that tracking costs little wall
-time: the fit runs in a thread while MLflow is imported and the run is opened
-and given its params (the fit itself runs in sklearn's native code, which leaves
-the interpreter free), and the plots are drawn in a child process
-(:class:`ktt.plots.BackgroundPlots`) while the checkpoint is logged. The run
-still records everything that fails, data errors included, as FAILED.
+The plots are drawn in a child process (:class:`ktt.plots.BackgroundPlots`)
+while the metrics are computed and the checkpoint is logged, on the core that
+the single-threaded steps after the fit leave idle. (Opening the MLflow run in a
+thread during the fit was measured and dropped: importing MLflow holds the GIL,
+which sklearn's one-vs-rest worker threads need between their tasks, so the fit
+slowed down by more than the import saved.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 
+import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ktt import tracking
 from ktt.errors import KttError
 from ktt.export import export_run, export_settings
 from ktt.model_sklearn import get_loaders, get_metrics
@@ -54,35 +55,22 @@ def train(cfg: DictConfig) -> float:
     if cfg.reference and cfg.reference_split == "test" and not evaluate_test:
         raise KttError("reference_split=test needs evaluate_test=true; use reference_split=val while tuning")
 
-    timings: dict[str, float] = {}
-    data_error = None
-    try:
-        with stage("adapting data", timings, progress=cfg.progress):
-            dataset = adapter.adapt(cfg.paths.cache_dir)
-        with stage("preprocessing", timings):
-            train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress, test=evaluate_test)
-    except BaseException as error:  # raised again inside the run, which records it
-        data_error = error
-    else:
-        hierarchy = dataset.hierarchy
-        model.set_params(hierarchy=hierarchy)
-        fitting = InThread(_fit, model, train_loader, val_loader, f"fitting {cfg.tracking.run_name}", timings,
-                           cfg.progress, name="ktt-fit")
-
-    import mlflow  # imported, and the run opened, while the model fits
-
-    from ktt import tracking
-
     tracking.configure(cfg.tracking.uri)
+    timings: dict[str, float] = {}
     with tracking.start_run(cfg.tracking.experiment, cfg.tracking.run_name, **sweep_job.run_args()) as run, \
             contextlib.ExitStack() as cleanup:
         tracking.log_config(cfg)
         tracking.log_environment()
-        if data_error is not None:
-            raise data_error
+        with stage("adapting data", timings, progress=cfg.progress):
+            dataset = adapter.adapt(cfg.paths.cache_dir)
         tracking.log_dataset(dataset)
-        fitting.result()
+        with stage("preprocessing", timings):
+            train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress, test=evaluate_test)
+        hierarchy = dataset.hierarchy
+        model.set_params(hierarchy=hierarchy)
 
+        with stage(f"fitting {cfg.tracking.run_name}", timings, progress=cfg.progress):
+            model.fit(train_loader, val_loader)
         plots = cleanup.enter_context(BackgroundPlots()) if cfg.plots else None
         with stage("testing", timings):
             outputs = {prefix: model.test(loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))
@@ -114,42 +102,8 @@ def train(cfg: DictConfig) -> float:
     return float(metrics[cfg.objective])
 
 
-def _fit(model, train_loader, val_loader, name: str, timings: dict[str, float], progress: bool):
-    with stage(name, timings, progress=progress):
-        return model.fit(train_loader, val_loader)
-
-
-class InThread:
-    """Call ``function(*args)`` in a daemon thread; :meth:`result` waits for it.
-
-    A daemon thread, so that Ctrl-C while waiting ends the job at once instead of
-    waiting for the call to finish.
-    """
-
-    def __init__(self, function, *args, name: str = "ktt-background"):
-        self._done = threading.Event()
-        self._value, self._error = None, None
-        threading.Thread(target=self._call, args=(function, args), name=name, daemon=True).start()
-
-    def _call(self, function, args) -> None:
-        try:
-            self._value = function(*args)
-        except BaseException as error:  # handed to the waiting thread
-            self._error = error
-        finally:
-            self._done.set()
-
-    def result(self):
-        """The call's return value; its exception is raised here."""
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def report(metrics: dict[str, float], run) -> None:
     """Print the metrics table and where the run is."""
-    from ktt import tracking
     from ktt.metrics import format_table
 
     print(format_table(metrics))
