@@ -1,6 +1,8 @@
 """End-to-end training: ``python -m ktt`` vs a bare scikit-learn script, in one run.
 
-Both read the same CSV, split 8:1:1, preprocess with ktt's tokeniser+stemmer,
+Both read the same CSV, split it 8:1:1 into the same rows in the same order
+(ktt's adapter keeps file order within a split; SGD's shuffling depends on it),
+preprocess with ktt's tokeniser+stemmer,
 fit TfidfVectorizer(min_df) + SGDClassifier(modified_huber) over the leaf
 classes and score the test split. ktt also adapts and caches the data, computes
 all metrics on val and test, plots, and logs everything to MLflow. The ratio
@@ -38,7 +40,7 @@ from ktt.preprocess import preprocess
 frame = pd.read_csv(sys.argv[1], dtype=str)
 order = np.random.default_rng(43).permutation(len(frame))
 n_train, n_val = round(len(frame) * 0.8), round(len(frame) * 0.1)
-train, test = frame.iloc[order[:n_train]], frame.iloc[order[n_train + n_val:]]
+train, test = frame.iloc[np.sort(order[:n_train])], frame.iloc[np.sort(order[n_train + n_val:])]  # ktt's rows, in its order
 texts = preprocess(train.text.tolist())
 start = time.perf_counter()
 vectorizer = TfidfVectorizer(min_df=int(sys.argv[2]))
