@@ -283,6 +283,16 @@ def test_background_plots_draw_here_without_a_child(hierarchy, monkeypatch, capl
     assert "drawing them here" in caplog.text
 
 
+def test_background_plots_draw_a_large_output_here(hierarchy, monkeypatch):
+    monkeypatch.setattr("ktt.plots.MAX_PAYLOAD_BYTES", 100)
+    with BackgroundPlots() as plots:
+        child = plots.process
+        plots.draw(make_output(hierarchy, TARGETS, PREDICTIONS), hierarchy)
+        assert plots.process is None and child.poll() is not None
+        assert len(list(plots.wait().iterdir())) == 3
+        assert not (plots.workdir / "payload").exists()
+
+
 def test_background_plots_closed_before_drawing_leave_nothing_behind():
     plots = BackgroundPlots()
     process = plots.process

@@ -202,6 +202,8 @@ def save_plots(output: Mapping, hierarchy: Hierarchy, out_dir: Path) -> list[Pat
 
 
 # ------------------------------------------------------------ in the background
+#: Largest test output handed to the child process (larger ones are drawn in process, not copied to disk).
+MAX_PAYLOAD_BYTES = 2**30
 #: The arrays of a test output that the plots read (strings are stored as fixed-width text, never pickled).
 _PAYLOAD_ARRAYS = ("targets", "predictions", "classes", "paths", "targets_b", "scores")
 
@@ -238,7 +240,17 @@ class BackgroundPlots:
             self.process = None
 
     def draw(self, output: Mapping, hierarchy: Hierarchy) -> None:
-        """Hand ``output`` (a model's test output, see :mod:`ktt.metrics`) over to the child."""
+        """Hand ``output`` (a model's test output, see :mod:`ktt.metrics`) over to the child.
+
+        An output larger than :data:`MAX_PAYLOAD_BYTES` is not copied to disk:
+        the child is stopped and :meth:`wait` draws in this process.
+        """
+        size = sum(np.asarray(output[key]).nbytes for key in _PAYLOAD_ARRAYS if output.get(key) is not None)
+        if self.process is not None and size > MAX_PAYLOAD_BYTES:
+            log.info("the test output has %.1f GB; drawing the plots in this process", size / 1e9)
+            self.process.kill()
+            self.process.wait()
+            self.process = None
         if self.process is None:
             self._pending = (output, hierarchy)
             return
