@@ -87,7 +87,7 @@ def repeated(bench, repeats: int) -> dict:
 
 def bench_ktt(model, hierarchy: Hierarchy, train: Loader, test: Loader) -> dict:
     """Fit and test a ktt model; its metrics from :func:`ktt.metrics.get_metrics`."""
-    _, fit_s = timed(model.fit, train)
+    _, fit_s = timed(model.fit, train, None, hierarchy)
     output, predict_s = timed(model.test, test)
     metrics = get_metrics(output, hierarchy)
     return {**metrics, "fit_s": fit_s, "predict_s": predict_s}
@@ -174,13 +174,14 @@ def main(argv=None) -> None:
     print(f"{args.data}: {len(train.texts)} train / {len(test.texts)} test rows, levels {hierarchy.level_sizes}; "
           f"min_df={args.min_df}, loss={args.loss}, class_weight={args.class_weight}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    # the original KTT features (unigrams), as hiclass gets them
     settings = dict(loss=args.loss, min_df=args.min_df, class_weight=args.class_weight, n_jobs=args.n_jobs,
-                    hierarchy=hierarchy)
+                    word_ngrams=1, char_ngrams=None, sublinear_tf=False)
     results = {}
     if "lsgd" in models:
         results["tfidf_lsgd"] = repeated(lambda: bench_ktt(TfidfLSGD(**settings), hierarchy, train, test), args.repeats)
     if "hsgd" in models:
-        results["tfidf_hsgd"] = repeated(lambda: bench_ktt(TfidfHSGD(**settings), hierarchy, train, test), args.repeats)
+        results["tfidf_hsgd"] = repeated(lambda: bench_ktt(TfidfHSGD(decoding="greedy", **settings), hierarchy, train, test), args.repeats)
     if "hiclass" in models:
         try:
             import hiclass  # noqa: F401

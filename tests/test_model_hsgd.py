@@ -1,4 +1,4 @@
-"""tfidf_hsgd: per-parent-node SGD, predicted top down, always a valid path."""
+"""tfidf_hsgd: per-parent-node classifiers, decoded greedily, globally or blended with a flat one; always a valid path."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.metrics import get_metrics, path_consistency
 from ktt.model import Model
+from ktt.hierarchical import leaf_codes
 from ktt.model_sklearn import Loader, get_loaders
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD
@@ -67,7 +68,7 @@ def icd_fitted(icd_sample, tmp_path_factory):
 
     dataset = FlatFileAdapter(path=str(icd_sample), name="icd_sample").adapt(tmp_path_factory.mktemp("cache"))
     train, val, test = get_loaders(dataset)
-    model = TfidfHSGD(loss="hinge", min_df=2, hierarchy=dataset.hierarchy).fit(train, val)
+    model = TfidfHSGD(loss="hinge", min_df=2, decoding="greedy").fit(train, val, hierarchy=dataset.hierarchy)
     return model, test, train
 
 
@@ -92,7 +93,7 @@ def test_reference_set_has_a_score_column_per_leaf(icd_fitted):
     small = Loader(test.texts[:50], test.targets[:50])
     reference = model.gen_reference_set(small)
     features = [c for c in reference.columns if c.startswith("F")]
-    n_features = len(model.vectorizer_.vocabulary_)
+    n_features = model.features_.n_features_
     assert features == [f"F{i}" for i in range(-(-n_features // 64))]
     assert list(reference.columns) == ["targets", *features, *[f"C{c}" for c in model.classes_]]
 
@@ -100,16 +101,21 @@ def test_reference_set_has_a_score_column_per_leaf(icd_fitted):
 def test_modified_huber_ties_go_to_the_larger_decision_score(icd_fitted):
     """Clipped probabilities tie (all 0, or several 1); each node must still choose as sklearn's predict."""
     hinge_model, test, train = icd_fitted
-    model = clone(hinge_model).set_params(loss="modified_huber").fit(train)
+    hierarchy = hinge_model.hierarchy
+    model = clone(hinge_model).set_params(loss="modified_huber").fit(train, hierarchy=hierarchy)
     features = model.encode([*test.texts[:300], "", "unrelated words only"])
+    conditionals = model.nodes_.conditionals(features)
+    # the same fits again (same seed), to ask each node's sklearn classifier
+    tasks, classifiers = model._fit_node_classifiers(model.features_.transform(train.texts),
+                                                     leaf_codes(hierarchy, train.targets))
     tied = 0
-    for node in model.nodes_:
-        if node.classifier is None:
+    for classifier in classifiers:
+        if classifier is None:
             continue
-        probabilities = node.classifier.predict_proba(features)
+        probabilities = classifier.predict_proba(features)
         tied += ((probabilities == probabilities.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum()
-        chosen = node.seen[model._classifier_scores(node.classifier, features).argmax(axis=1)]
-        np.testing.assert_array_equal(chosen, node.classifier.predict(features))
+        chosen = classifier.classes_[conditionals[:, classifier.classes_].argmax(axis=1)]
+        np.testing.assert_array_equal(chosen, classifier.predict(features))
     assert tied > 0  # the case arises on this data
 
 
@@ -138,7 +144,7 @@ def test_flat_leaves_per_level_can_be_inconsistent_but_top_down_paths_cannot():
     test = Loader(mixtures, np.full(len(mixtures), "a0", dtype=object))
 
     # tfidf_lsgd, each level decided on its own from the summed leaf probabilities
-    flat = TfidfLSGD(loss="log_loss", min_df=1, hierarchy=hierarchy).fit(train)
+    flat = TfidfLSGD(loss="log_loss", min_df=1).fit(train, hierarchy=hierarchy)
     scores = flat.predict_scores(test.texts)
     per_level = np.column_stack([
         hierarchy.level_offsets[level] + level_scores(scores, hierarchy, level).argmax(axis=1)
@@ -146,7 +152,7 @@ def test_flat_leaves_per_level_can_be_inconsistent_but_top_down_paths_cannot():
     ])
     assert path_consistency(per_level, hierarchy) < 1.0  # the data do show the problem
 
-    model = TfidfHSGD(loss="log_loss", min_df=1, hierarchy=hierarchy).fit(train)
+    model = TfidfHSGD(loss="log_loss", min_df=1, decoding="greedy").fit(train, hierarchy=hierarchy)
     output = model.test(test)
     assert get_metrics(output, hierarchy)["path_consistency"] == 1.0
     # the top class is the most probable one, and the leaf the most probable child under it ...
@@ -163,30 +169,73 @@ def test_flat_leaves_per_level_can_be_inconsistent_but_top_down_paths_cannot():
     np.testing.assert_array_equal(output["predictions"], model.classes_[leaves])
 
 
+def ambiguous():
+    """A text that is a0, a1 or a2 one time in five each, and b0 two times in five.
+
+    P(A | text) = 0.6 > P(B | text) = 0.4, so greedy top-down decoding chooses A
+    and then one of its three leaves: right one time in five. The most probable
+    leaf is b0, right two times in five: the best any decoding can do.
+    """
+    hierarchy = Hierarchy.from_paths([("A", "a0"), ("A", "a1"), ("A", "a2"), ("B", "b0")])[0]
+    texts = ["same words"] * 100 + ["alpha one"] * 20 + ["alpha two"] * 20 + ["alpha three"] * 20 + ["beta"] * 20
+    targets = ["a0", "a1", "a2"] * 20 + ["b0"] * 40 + ["a0"] * 20 + ["a1"] * 20 + ["a2"] * 20 + ["b0"] * 20
+    test = Loader(["same words"] * 10, np.array(["a0", "a1", "b0", "a2", "b0", "a0", "b0", "a1", "b0", "a2"], dtype=object))
+    return hierarchy, Loader(texts, np.asarray(targets, dtype=object)), test
+
+
+@pytest.mark.parametrize("decoding", ["global", "blend"])
+def test_greedy_top_down_decoding_is_provably_wrong_where_global_and_blend_are_right(decoding):
+    hierarchy, train, test = ambiguous()
+    # liblinear's logistic regression: calibrated enough to learn the odds of the ambiguous text
+    settings = dict(learner="logreg", C=100.0, min_df=1)
+    greedy = TfidfHSGD(decoding="greedy", **settings).fit(train, hierarchy=hierarchy)
+    other = TfidfHSGD(decoding=decoding, **settings).fit(train, train, hierarchy=hierarchy)
+    probabilities = other.path_probabilities(other.encode(["same words"]))[0]
+    np.testing.assert_allclose(probabilities, [0.2, 0.2, 0.2, 0.4], atol=0.05)  # the classifiers learned the odds
+    assert greedy.predict(["same words"])[0] in ("a0", "a1", "a2")
+    assert other.predict(["same words"])[0] == "b0"
+    accuracy = {name: float((m.predict(test.texts) == test.targets).mean()) for name, m in (("greedy", greedy), (decoding, other))}
+    assert accuracy == {"greedy": 0.2, decoding: 0.4}
+
+
+def test_blend_weight_is_chosen_on_validation_and_its_ends_are_the_flat_and_global_models():
+    hierarchy, train, mixtures = crafted()
+    val = Loader(train.texts[::2], train.targets[::2])
+    blend = TfidfHSGD(loss="log_loss", min_df=1).fit(train, val, hierarchy=hierarchy)
+    assert 0.0 <= blend.blend_weight_ <= 1.0
+    flat = TfidfLSGD(loss="log_loss", min_df=1).fit(train, hierarchy=hierarchy)
+    as_flat = TfidfHSGD(loss="log_loss", min_df=1, blend_weight=1.0).fit(train, hierarchy=hierarchy)
+    as_global = TfidfHSGD(loss="log_loss", min_df=1, blend_weight=0.0).fit(train, hierarchy=hierarchy)
+    global_ = TfidfHSGD(loss="log_loss", min_df=1, decoding="global").fit(train, hierarchy=hierarchy)
+    column = [list(flat.classes_).index(c) for c in as_flat.classes_]  # hierarchy order vs sorted names
+    np.testing.assert_allclose(as_flat.predict_scores(mixtures), flat.predict_scores(mixtures)[:, column], atol=1e-12)
+    np.testing.assert_array_equal(as_global.predict_scores(mixtures), global_.predict_scores(mixtures))
+
+
 # ------------------------------------------------------------------ edge cases
 def test_single_child_unseen_child_and_unseen_node():
     hierarchy = toy_hierarchy(unseen=True)
     # Snacks > Nuts is never seen: Snacks' examples all share one child
     train = toy_loader(keys=("chip", "tea", "hose"))
-    model = TfidfHSGD(loss="log_loss", min_df=1, hierarchy=hierarchy).fit(train)
-    nodes = {hierarchy.classes[n.parent] if n.parent >= 0 else "<root>": n for n in model.nodes_}
-    assert nodes["<root>"].classifier is not None and nodes["Food"].classifier is not None
+    model = TfidfHSGD(loss="log_loss", min_df=1, decoding="global").fit(train, hierarchy=hierarchy)
+    nodes = {hierarchy.classes[t.parent] if t.parent >= 0 else "<root>": (t, fitted)
+             for t, fitted in zip(model.nodes_.tasks, model.nodes_.has_classifier)}
+    assert nodes["<root>"][1] and nodes["Food"][1]
     for name in ("Snacks", "Drinks", "Garden", "Home", "Tools"):
-        assert nodes[name].classifier is None, name
-    assert [hierarchy.classes[c] for c in nodes["Home"].seen] == ["Garden"]
-    assert len(nodes["Tools"].seen) == 0
+        assert not nodes[name][1], name
+    assert [hierarchy.classes[c] for c in nodes["Home"][0].seen] == ["Garden"]
+    assert len(nodes["Tools"][0].seen) == 0
 
     test = toy_loader(seed=1)
     scores = model.predict_scores(test.texts)
     column = {name: i for i, name in enumerate(model.classes_)}
-    conditional = model._conditionals(model.encode(test.texts), 2)
-    offset = hierarchy.level_offsets[2]
+    conditional = model.nodes_.conditionals(model.encode(test.texts))
     # single child (Drinks > Tea) and one seen child (Snacks > Chips): probability 1; unseen sibling 0
-    np.testing.assert_array_equal(conditional[hierarchy.index["Tea"] - offset], 1.0)
-    np.testing.assert_array_equal(conditional[hierarchy.index["Chips"] - offset], 1.0)
+    np.testing.assert_array_equal(conditional[:, hierarchy.index["Tea"]], 1.0)
+    np.testing.assert_array_equal(conditional[:, hierarchy.index["Chips"]], 1.0)
     assert (scores[:, column["Nuts"]] == 0).all()
     # a node without examples: uniform children, but its own probability (and its leaves') is 0
-    np.testing.assert_array_equal(conditional[hierarchy.index["Saw"] - offset], 0.5)
+    np.testing.assert_array_equal(conditional[:, hierarchy.index["Saw"]], 0.5)
     assert (scores[:, [column["Saw"], column["Drill"]]] == 0).all()
     # Home's only seen child takes all of Home's probability, and Hose is Garden's only child
     probabilities = model.path_probabilities(model.encode(test.texts))
@@ -200,17 +249,19 @@ def test_single_child_unseen_child_and_unseen_node():
 
 def test_depth_one_hierarchy_is_a_flat_classifier():
     hierarchy = Hierarchy.from_paths([(p[-1],) for p in PATHS.values()])[0]
-    model = TfidfHSGD(loss="log_loss", min_df=1, hierarchy=hierarchy).fit(toy_loader())
+    model = TfidfHSGD(loss="log_loss", min_df=1).fit(toy_loader(), hierarchy=hierarchy)
     output = model.test(toy_loader(seed=1))
-    assert len(model.nodes_) == 1 and output["paths"].shape == (80, 1)
+    assert len(model.nodes_.tasks) == 1 and output["paths"].shape == (80, 1)
     assert (output["predictions"] == output["targets"]).mean() > 0.9
 
 
 # ---------------------------------------------------------------------- scores
+@pytest.mark.parametrize("decoding", ["greedy", "global", "blend"])
 @pytest.mark.parametrize("loss", LOSSES)
-def test_every_loss_gives_usable_scores_that_agree_with_the_path(loss):
+def test_every_loss_gives_usable_scores_that_agree_with_the_path(loss, decoding):
     hierarchy = toy_hierarchy()
-    model = TfidfHSGD(loss=loss, min_df=1, hierarchy=hierarchy).fit(toy_loader())
+    model = TfidfHSGD(loss=loss, min_df=1, decoding=decoding).fit(toy_loader(), toy_loader(seed=9),
+                                                                   hierarchy=hierarchy)
     output = model.test(toy_loader(seed=1))
     scores = output["scores"]
     assert scores.shape == (80, 4)
@@ -233,7 +284,7 @@ def test_every_loss_gives_usable_scores_that_agree_with_the_path(loss):
 
 def test_scores_are_path_probabilities_except_where_the_greedy_leaf_swaps_with_the_best():
     hierarchy, train, mixtures = crafted()
-    model = TfidfHSGD(loss="log_loss", min_df=1, hierarchy=hierarchy).fit(train)
+    model = TfidfHSGD(loss="log_loss", min_df=1, decoding="greedy").fit(train, hierarchy=hierarchy)
     features = model.encode(mixtures)
     probabilities = model.path_probabilities(features)
     scores = model.score_features(features)
@@ -244,7 +295,7 @@ def test_scores_are_path_probabilities_except_where_the_greedy_leaf_swaps_with_t
 
 
 def test_ties_are_broken_the_same_way_by_scores_and_paths():
-    model = TfidfHSGD(loss="log_loss", min_df=1, hierarchy=toy_hierarchy()).fit(toy_loader())
+    model = TfidfHSGD(loss="log_loss", min_df=1, decoding="greedy").fit(toy_loader(), hierarchy=toy_hierarchy())
     leaves = model.hierarchy.level_offsets[-2]
     uniform = np.full((3, 4), 0.25)
     scores = model._agree_with_greedy(uniform.copy())
@@ -257,7 +308,7 @@ def test_ties_are_broken_the_same_way_by_scores_and_paths():
 
 # ---------------------------------------------------------------- persistence
 def test_save_load_round_trip_gives_identical_scores(tmp_path):
-    model = TfidfHSGD(loss="hinge", min_df=1, hierarchy=toy_hierarchy(unseen=True)).fit(toy_loader())
+    model = TfidfHSGD(loss="hinge", min_df=1).fit(toy_loader(), toy_loader(seed=9), hierarchy=toy_hierarchy(unseen=True))
     digest = model.save(tmp_path / "model.joblib")
     assert (tmp_path / "model.joblib.sha256").read_text().startswith(digest)
     test = toy_loader(seed=2)
@@ -276,22 +327,23 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path):
 
 def test_same_seed_same_model_whatever_the_threads():
     test = toy_loader(seed=4)
-    a = TfidfHSGD(min_df=1, random_state=3, n_jobs=1, hierarchy=toy_hierarchy()).fit(toy_loader())
-    b = TfidfHSGD(min_df=1, random_state=3, n_jobs=2, hierarchy=toy_hierarchy()).fit(toy_loader())
+    a = TfidfHSGD(min_df=1, random_state=3, n_jobs=1).fit(toy_loader(), toy_loader(seed=9), hierarchy=toy_hierarchy())
+    b = TfidfHSGD(min_df=1, random_state=3, n_jobs=2).fit(toy_loader(), toy_loader(seed=9), hierarchy=toy_hierarchy())
     np.testing.assert_array_equal(a.predict_scores(test.texts), b.predict_scores(test.texts))
 
 
 def test_constructor_stores_params_and_clones():
-    model = TfidfHSGD(loss="hinge", min_df=3, progress=True, hierarchy=toy_hierarchy())
+    model = TfidfHSGD(loss="hinge", min_df=3, progress=True)
     params = model.get_params()
     assert params["loss"] == "hinge" and params["min_df"] == 3 and params["progress"] is True
-    assert not hasattr(model, "classes_")
-    fitted = clone(model).set_params(min_df=1).fit(toy_loader())
+    assert "hierarchy" not in params  # data, not a hyperparameter: fitted state (hierarchy_)
+    assert not hasattr(model, "classes_") and model.hierarchy is None
+    fitted = clone(model).set_params(min_df=1).fit(toy_loader(), hierarchy=toy_hierarchy())
     assert hasattr(fitted, "nodes_") and not hasattr(model, "nodes_")
 
 
 def test_progress_bar_goes_to_stderr(capsys):
-    TfidfHSGD(min_df=1, progress=True, hierarchy=toy_hierarchy()).fit(toy_loader())
+    TfidfHSGD(min_df=1, progress=True).fit(toy_loader(), hierarchy=toy_hierarchy())
     captured = capsys.readouterr()
     assert captured.out == "" and "fitting parent nodes" in captured.err
 
@@ -301,18 +353,26 @@ def test_progress_bar_goes_to_stderr(capsys):
     "params, message",
     [
         ({"loss": "foo"}, r"invalid loss='foo' \(allowed: hinge, log_loss, log, modified_huber, squared_hinge, perceptron\)"),
-        ({"min_df": -1}, r"invalid min_df=-1 \(allowed: an integer in \[1, inf\] or a number in \(0, 1\]\)"),
+        ({"min_df": -1}, r"invalid min_df=-1 \(allowed: auto or an integer in \[1, inf\] or a number in \(0, 1\]\)"),
+        ({"decoding": "beam"}, r"invalid decoding='beam' \(allowed: greedy, global, blend\)"),
+        ({"blend_weight": 2.0}, r"invalid blend_weight=2.0"),
+        ({"learner": "forest"}, r"invalid learner='forest' \(allowed: sgd, svm, logreg\)"),
+        ({"char_ngrams": [5, 2]}, r"invalid char_ngrams=\[5, 2\]"),
         ({"max_iter": 0}, r"invalid max_iter=0"),
         ({"class_weight": "auto"}, r"invalid class_weight='auto' \(allowed: null or balanced\)"),
         ({"progress": "yes"}, r"invalid progress='yes' \(allowed: any bool\)"),
         ({"min_df": 500}, r"min_df=500 is larger than the 80 training texts; lower min_df"),
         ({"min_df": 0.99}, r"min_df=0.99 leaves no terms in the vocabulary of the 80 training texts; lower min_df"),
-        ({"hierarchy": None}, r"TfidfHSGD needs the label hierarchy; pass hierarchy= or call set_params\(hierarchy=\.\.\.\)"),
     ],
 )
 def test_bad_hyperparameters_are_one_line_errors(params, message):
     with pytest.raises(KttError, match=message):
-        TfidfHSGD(**{"hierarchy": toy_hierarchy(), **params}).fit(toy_loader())
+        TfidfHSGD(**params).fit(toy_loader(), hierarchy=toy_hierarchy())
+
+
+def test_fitting_without_a_hierarchy_is_a_one_line_error():
+    with pytest.raises(KttError, match=r"TfidfHSGD needs the label hierarchy: fit\(train, val, hierarchy=\.\.\.\)"):
+        TfidfHSGD(min_df=1).fit(toy_loader())
 
 
 @pytest.mark.parametrize(
@@ -326,24 +386,26 @@ def test_bad_hyperparameters_are_one_line_errors(params, message):
 )
 def test_bad_training_data_are_one_line_errors(texts, targets, message):
     with pytest.raises(KttError, match=message):
-        TfidfHSGD(min_df=1, hierarchy=toy_hierarchy()).fit(Loader(texts, np.array(targets, dtype=object)))
+        TfidfHSGD(min_df=1).fit(Loader(texts, np.array(targets, dtype=object)), hierarchy=toy_hierarchy())
 
 
 def test_each_node_is_fitted_on_the_examples_below_it_with_the_shared_settings():
     texts, targets = toy_loader()
     texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea: all under Food
     hierarchy = toy_hierarchy()
-    model = TfidfHSGD(min_df=1, class_weight="balanced", hierarchy=hierarchy).fit(Loader(texts, targets))
-    nodes = {hierarchy.classes[n.parent] if n.parent >= 0 else "<root>": n for n in model.nodes_}
-    assert nodes["<root>"].classifier is None  # only Food is seen at the top
-    food, snacks = nodes["Food"].classifier, nodes["Snacks"].classifier
+    model = TfidfHSGD(min_df=1, class_weight="balanced").fit(Loader(texts, targets), hierarchy=hierarchy)
+    tasks, classifiers = model._fit_node_classifiers(model.features_.transform(texts), leaf_codes(hierarchy, targets))
+    nodes = {hierarchy.classes[t.parent] if t.parent >= 0 else "<root>": c for t, c in zip(tasks, classifiers)}
+    assert nodes["<root>"] is None  # only Food is seen at the top
+    food, snacks = nodes["Food"], nodes["Snacks"]
     assert food.classes_.tolist() == [hierarchy.index["Drinks"], hierarchy.index["Snacks"]]
     assert snacks.classes_.tolist() == [hierarchy.index["Chips"], hierarchy.index["Nuts"]]
     # SGD counts one update per example and epoch: Food saw its 50 rows, Snacks its 40
     assert food.t_ - 1 == food.n_iter_ * 50 and snacks.t_ - 1 == snacks.n_iter_ * 40
     assert food.class_weight == "balanced" and food.loss == "modified_huber" and food.random_state == 42
     # one vocabulary, fitted on all training texts, shared by every node
-    assert food.coef_.shape[1] == snacks.coef_.shape[1] == len(model.vectorizer_.vocabulary_)
+    assert food.coef_.shape[1] == snacks.coef_.shape[1] == model.features_.n_features_
+    assert model.nodes_.has_classifier == [c is not None for c in classifiers]
 
 
 # ------------------------------------------------------------------------ CLI

@@ -34,7 +34,7 @@ def hierarchy():
 
 @pytest.mark.parametrize("loss", ["hinge", "log_loss", "log", "modified_huber", "squared_hinge", "perceptron"])
 def test_every_loss_gives_usable_scores(loss):
-    model = TfidfLSGD(loss=loss, min_df=1, hierarchy=hierarchy()).fit(loader())
+    model = TfidfLSGD(loss=loss, min_df=1).fit(loader(), hierarchy=hierarchy())
     output = model.test(loader(seed=1))
     scores = output["scores"]
     assert scores.shape == (80, 4)
@@ -50,7 +50,7 @@ def test_test_dict_and_reference_set_columns():
     model = TfidfLSGD(min_df=1).fit(loader())
     output = model.test(loader(seed=1), return_encodings=True)
     assert {"targets", "targets_b", "predictions", "scores", "encodings"} <= set(output)
-    n_features = len(model.pipeline_.named_steps["tfidf"].vocabulary_)
+    n_features = model.features_.n_features_
     assert output["encodings"].shape == (80, -(-n_features // 64))
     reference = model.gen_reference_set(loader(seed=1))
     features = [c for c in reference.columns if c.startswith("F")]
@@ -64,7 +64,7 @@ def test_pool_features_averages_consecutive_columns():
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path):
-    model = TfidfLSGD(loss="hinge", min_df=1, hierarchy=hierarchy()).fit(loader())
+    model = TfidfLSGD(loss="hinge", min_df=1).fit(loader(), hierarchy=hierarchy())
     digest = model.save(tmp_path / "model.joblib")
     assert (tmp_path / "model.joblib.sha256").read_text().startswith(digest)
     again = TfidfLSGD.from_checkpoint(tmp_path / "model.joblib")
@@ -107,7 +107,7 @@ def test_same_seed_same_model():
     "params, message",
     [
         ({"loss": "foo"}, r"invalid loss='foo' \(allowed: hinge, log_loss, log, modified_huber, squared_hinge, perceptron\)"),
-        ({"min_df": -1}, r"invalid min_df=-1 \(allowed: an integer in \[1, inf\] or a number in \(0, 1\]\)"),
+        ({"min_df": -1}, r"invalid min_df=-1 \(allowed: auto or an integer in \[1, inf\] or a number in \(0, 1\]\)"),
         ({"max_iter": 0}, r"invalid max_iter=0"),
         ({"class_weight": "auto"}, r"invalid class_weight='auto' \(allowed: null or balanced\)"),
         ({"min_df": 500}, r"min_df=500 is larger than the 80 training texts; lower min_df"),
@@ -119,15 +119,14 @@ def test_bad_hyperparameters_are_one_line_errors(params, message):
         TfidfLSGD(**params).fit(loader())
 
 
-def test_balanced_class_weight_follows_n_over_c_n_c():
+def test_balanced_class_weight_reaches_the_learner():
     texts, targets = loader()
     texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea
-    model = TfidfLSGD(min_df=1, class_weight="balanced").fit(Loader(texts, targets))
-    clf = model.pipeline_.named_steps["clf"]
-    from sklearn.utils.class_weight import compute_class_weight
-    expected = {c: 50 / (3 * n) for c, n in zip(*np.unique(targets, return_counts=True))}
-    computed = dict(zip(clf.classes_, compute_class_weight("balanced", classes=clf.classes_, y=targets)))
-    assert computed == pytest.approx(expected)
+    plain = TfidfLSGD(loss="log_loss", min_df=1).fit(Loader(texts, targets))
+    balanced = TfidfLSGD(loss="log_loss", min_df=1, class_weight="balanced").fit(Loader(texts, targets))
+    assert balanced._new_classifier().class_weight == "balanced"
+    test = loader(seed=3).texts
+    assert not np.allclose(balanced.predict_scores(test), plain.predict_scores(test))
 
 
 def test_one_class_is_an_error():
@@ -137,7 +136,7 @@ def test_one_class_is_an_error():
 
 def test_predict_path_is_the_leaf_and_its_ancestors_with_level_probabilities():
     h = hierarchy()
-    model = TfidfLSGD(loss="log_loss", min_df=1, hierarchy=h).fit(loader())
+    model = TfidfLSGD(loss="log_loss", min_df=1).fit(loader(), hierarchy=h)
     test = loader(seed=5)
     paths, path_scores = model.predict_path(test.texts)
     assert paths.shape == path_scores.shape == (80, 3)

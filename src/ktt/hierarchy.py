@@ -162,6 +162,23 @@ class Hierarchy:
             raise KttError(f"{leaf_names[int(rows.argmin())]!r} is not a leaf class of this hierarchy")
         return self.leaf_paths[rows]
 
+    def membership(self, column_paths: np.ndarray, level: int):
+        """Sparse (n_columns x level size) matrix: 1 where a column's leaf lies below a class of ``level``.
+
+        Parameters
+        ----------
+        column_paths : ndarray of shape (n_columns, depth)
+            The class-index path of each score column's leaf (e.g. ``leaf_path_indices(classes_)``).
+        level : int
+            0 = top.
+        """
+        from scipy import sparse
+
+        n_columns = len(column_paths)
+        nodes = np.asarray(column_paths)[:, level] - self.level_offsets[level]
+        return sparse.csr_matrix((np.ones(n_columns), (np.arange(n_columns), nodes)),
+                                 shape=(n_columns, self.level_sizes[level]))
+
     def level_scores(self, scores: np.ndarray, column_paths: np.ndarray, level: int) -> np.ndarray:
         """Scores of the classes of ``level``: each class's summed leaf scores.
 
@@ -178,13 +195,7 @@ class Hierarchy:
         -------
         ndarray of shape (n, level_sizes[level])
         """
-        from scipy import sparse
-
-        n_columns = len(column_paths)
-        nodes = np.asarray(column_paths)[:, level] - self.level_offsets[level]
-        membership = sparse.csr_matrix((np.ones(n_columns), (np.arange(n_columns), nodes)),
-                                       shape=(n_columns, self.level_sizes[level]))
-        return np.asarray(np.asarray(scores) @ membership)
+        return np.asarray(np.asarray(scores) @ self.membership(column_paths, level))
 
     def path_names(self, leaf_name: str) -> list[str]:
         """Class names from the top level down to ``leaf_name``."""

@@ -117,8 +117,13 @@ class Model(ABC):
 
     # ------------------------------------------------------------------ learning
     @abstractmethod
-    def fit(self, train, val=None) -> "Model":
-        """Learn from ``train`` (a :class:`~ktt.model_sklearn.Loader`); ``val`` is optional."""
+    def fit(self, train, val=None, hierarchy=None) -> "Model":
+        """Learn from ``train`` (a :class:`~ktt.model_sklearn.Loader`); ``val`` is optional.
+
+        ``hierarchy`` (a :class:`~ktt.hierarchy.Hierarchy`) is the label tree of the
+        dataset; the model keeps it as fitted state (``hierarchy_``), not as a
+        hyperparameter, so that ``clone`` and ``get_params`` never carry data.
+        """
 
     @abstractmethod
     def test(self, loader, return_encodings: bool = False) -> dict:

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
+from ktt.linear import softmax  # noqa: F401  (re-exported: ktt's normalisation of decision scores)
 from ktt.model import Model
 
 #: Width of the average pools of tf-idf features in reference sets and monitoring rows.
@@ -83,21 +84,47 @@ def pool_features(features, pool: int = REFERENCE_SET_FEATURE_POOL) -> np.ndarra
     return pooled.toarray() if sparse.issparse(pooled) else np.asarray(pooled)
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, the normalisation ktt applies to decision scores of non-probabilistic losses."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
+class LevelSums:
+    """Per-class sums of per-leaf score columns, level by level: one ``reduceat`` per level.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+    column_paths : ndarray of shape (n_columns, depth)
+        The class-index path of each score column's leaf.
+    """
+
+    def __init__(self, hierarchy: Hierarchy, column_paths: np.ndarray):
+        self.levels = []
+        for level in range(hierarchy.depth):
+            nodes = np.asarray(column_paths)[:, level] - hierarchy.level_offsets[level]
+            order = np.argsort(nodes, kind="stable")
+            present, starts = np.unique(nodes[order], return_index=True)
+            size = hierarchy.level_sizes[level]
+            identity = len(present) == size and np.array_equal(order, np.arange(len(order)))
+            self.levels.append((order, starts, present, size, identity and len(starts) == len(order)))
+
+    def level(self, scores: np.ndarray, level: int) -> np.ndarray:
+        """Summed scores (n x level size) of the leaves below each class of ``level`` (0 where none)."""
+        order, starts, present, size, identity = self.levels[level]
+        if identity:
+            return scores
+        summed = np.add.reduceat(scores[:, order], starts, axis=1)
+        if len(present) == size:
+            return summed
+        full = np.zeros((len(scores), size))
+        full[:, present] = summed
+        return full
 
 
 class SklearnModel(Model, BaseEstimator):
     """Shared implementation for tf-idf models.
 
     A subclass implements :meth:`fit` (setting ``classes_``, the leaf classes in
-    score-column order), :meth:`encode` (texts to tf-idf features) and
-    :meth:`score_features` (features to per-leaf scores). Predictions are always
-    the argmax of the scores, so every exporter and server agrees with ``test()``.
+    score-column order, and ``hierarchy_``, the label hierarchy it was fitted
+    with), :meth:`encode` (texts to tf-idf features) and :meth:`score_features`
+    (features to per-leaf scores). Predictions are always the argmax of the
+    scores, so every exporter and server agrees with ``test()``.
     """
 
     @abstractmethod
@@ -111,6 +138,30 @@ class SklearnModel(Model, BaseEstimator):
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
             raise KttError(f"{type(self).__name__} is not fitted yet; call fit or load a checkpoint")
+
+    def _keep_hierarchy(self, targets, hierarchy: Hierarchy | None) -> None:
+        """Check the training targets and keep ``hierarchy`` as ``hierarchy_``.
+
+        Without a hierarchy the leaf classes form a one-level one.
+
+        Raises
+        ------
+        KttError
+            With fewer than 2 leaf classes, or a target that is not a leaf of ``hierarchy``.
+        """
+        if len(set(targets)) < 2:
+            raise KttError("the training split has fewer than 2 leaf classes; a classifier needs at least 2")
+        if hierarchy is None:
+            hierarchy, _ = Hierarchy.from_paths(sorted({(str(t),) for t in targets}))
+        unknown = set(map(str, targets)) - set(hierarchy.leaf_classes)
+        if unknown:
+            raise KttError(f"{sorted(unknown)[0]!r} is not a leaf class of this hierarchy")
+        self.hierarchy_ = hierarchy
+
+    @property
+    def hierarchy(self) -> Hierarchy | None:
+        """The label hierarchy the model was fitted with (``hierarchy_``), None before fitting."""
+        return getattr(self, "hierarchy_", None)
 
     def predict_scores(self, texts: Sequence[str]) -> np.ndarray:
         """Per-leaf scores of preprocessed texts."""
@@ -127,7 +178,7 @@ class SklearnModel(Model, BaseEstimator):
         Returns
         -------
         paths : ndarray of shape (n, depth)
-            Class indices (into ``hierarchy.classes``) from the top level down.
+            Class indices (into ``hierarchy_.classes``) from the top level down.
         path_scores : ndarray of shape (n, depth)
             The score of each predicted class (see :meth:`paths_from_scores`).
         """
@@ -141,16 +192,44 @@ class SklearnModel(Model, BaseEstimator):
         (for probabilistic scores: the probability of that class). Models that
         decide level by level override this.
         """
-        if self.hierarchy is None:
-            raise KttError(f"{type(self).__name__} has no hierarchy; the runner sets it before fitting")
-        paths = self.hierarchy.leaf_path_indices(self.classes_[np.argmax(scores, axis=1)])
-        column_paths = self.hierarchy.leaf_path_indices(self.classes_)
-        path_scores = np.empty(paths.shape, dtype=float)
+        hierarchy = self.hierarchy
+        if hierarchy is None:
+            raise KttError(f"{type(self).__name__} has no hierarchy; fit it first")
+        scores = np.asarray(scores)
+        column_paths = self._column_paths()
+        paths = column_paths[np.argmax(scores, axis=1)]
+        return paths, self._path_scores(scores, paths, column_paths)
+
+    def _column_paths(self) -> np.ndarray:
+        """The class-index path (n_columns x depth) of each score column's leaf, computed once."""
+        cached = self.__dict__.get("_column_paths_cache")
+        if cached is None:
+            cached = self.hierarchy.leaf_path_indices(list(self.classes_))
+            self.__dict__["_column_paths_cache"] = cached
+        return cached
+
+    def _level_sums(self) -> "LevelSums":
+        """Summing leaf scores per class of each level, prepared once per model."""
+        cached = self.__dict__.get("_level_sums_cache")
+        if cached is None:
+            cached = LevelSums(self.hierarchy, self._column_paths())
+            self.__dict__["_level_sums_cache"] = cached
+        return cached
+
+    def _path_scores(self, scores: np.ndarray, paths: np.ndarray, column_paths: np.ndarray) -> np.ndarray:
+        """Each predicted class's summed leaf scores (n x depth)."""
+        sums = self._level_sums()
         rows = np.arange(len(scores))
-        for level in range(self.hierarchy.depth):
-            node_scores = self.hierarchy.level_scores(scores, column_paths, level)
-            path_scores[:, level] = node_scores[rows, paths[:, level] - self.hierarchy.level_offsets[level]]
-        return paths, path_scores
+        path_scores = np.empty(paths.shape, dtype=float)
+        for level in range(paths.shape[1]):
+            path_scores[:, level] = sums.level(scores, level)[rows, paths[:, level] - self.hierarchy.level_offsets[level]]
+        return path_scores
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("_column_paths_cache", None)
+        state.pop("_level_sums_cache", None)
+        return state
 
     def test(self, loader: Loader, return_encodings: bool = False) -> dict:
         """Score a loader.
@@ -203,18 +282,19 @@ class SklearnModel(Model, BaseEstimator):
 
     # ------------------------------------------------------------------- export
     def export_onnx(self, path):
-        """Write an ONNX graph of the model's ``pipeline_`` (tf-idf + classifier).
+        """Write an ONNX graph of the model's tf-idf + classifier pipeline.
 
-        The graph takes preprocessed text and returns ``label`` and ``scores``
-        (see :mod:`ktt.export.onnx`); its scores are the classifier's probabilities
-        or, for classifiers without ``predict_proba``, the softmax of its decision
-        function. :func:`ktt.export.onnx.check_parity` verifies it against the model.
-        Models without a single ``pipeline_`` are not supported.
+        The pipeline comes from the model's ``onnx_pipeline()`` (or its fitted
+        ``pipeline_``). The graph takes preprocessed text and returns ``label``
+        and ``scores`` (see :mod:`ktt.export.onnx`); its scores are the
+        classifier's probabilities or, for classifiers without ``predict_proba``,
+        the softmax of its decision function. :func:`ktt.export.onnx.check_parity`
+        verifies it against the model. Models without such a pipeline are not supported.
         """
         from ktt.export.onnx import pipeline_to_onnx
 
         self._check_fitted()
-        pipeline = getattr(self, "pipeline_", None)
+        pipeline = self.onnx_pipeline() if hasattr(self, "onnx_pipeline") else getattr(self, "pipeline_", None)
         if pipeline is None or not hasattr(pipeline, "steps"):
             return super().export_onnx(path)
         softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")

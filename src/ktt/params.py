@@ -65,6 +65,24 @@ class Interval:
         return f"{name} in {lo}{left}, {right}{hi}"
 
 
+@dataclass(frozen=True)
+class NgramRange:
+    """Two integers ``[low, high]`` with ``minimum <= low <= high <= maximum``."""
+
+    minimum: int
+    maximum: int
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            return False
+        low, high = value
+        integers = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (low, high))
+        return integers and self.minimum <= low <= high <= self.maximum
+
+    def __str__(self) -> str:
+        return f"[low, high] with {self.minimum} <= low <= high <= {self.maximum}"
+
+
 def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list]) -> None:
     """Check each parameter against its allowed forms.
 

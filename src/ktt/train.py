@@ -67,10 +67,9 @@ def train(cfg: DictConfig) -> float:
         with stage("preprocessing", timings):
             train_loader, val_loader, test_loader = get_loaders(dataset, progress=cfg.progress, test=evaluate_test)
         hierarchy = dataset.hierarchy
-        model.set_params(hierarchy=hierarchy)
 
         with stage(f"fitting {cfg.tracking.run_name}", timings, progress=cfg.progress):
-            model.fit(train_loader, val_loader)
+            model.fit(train_loader, val_loader, hierarchy=hierarchy)
         plots = cleanup.enter_context(BackgroundPlots()) if cfg.plots else None
         with stage("testing", timings):
             outputs = {prefix: model.test(loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))

@@ -174,7 +174,8 @@ def _check_texts(model, run) -> tuple[list[str], str]:
                 return texts, "test split"
         except (KttError, OSError, ValueError):
             pass
-    return probe_texts(model.pipeline_.steps[0][1]), "vocabulary probes"
+    pipeline = model.onnx_pipeline() if hasattr(model, "onnx_pipeline") else model.pipeline_
+    return probe_texts(pipeline.steps[0][1]), "vocabulary probes"
 
 
 def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:

@@ -1,0 +1,198 @@
+"""Text to tf-idf features: word n-grams of preprocessed text, optionally character n-grams.
+
+:class:`TfidfFeatures` is the one featuriser of every ktt tf-idf model. It learns
+one scikit-learn :class:`~sklearn.feature_extraction.text.TfidfVectorizer` per
+block (word n-grams; character n-grams inside word boundaries, ``char_wb``) and
+stacks the blocks, each l2-normalised, side by side.
+
+Both blocks read the output of :func:`ktt.preprocess.preprocess`: lower-cased
+Treebank tokens, stemmed (stop words kept). Character n-grams of the stemmed
+tokens were measured against character n-grams of the raw lower-cased text on
+ICD-10-CM and 20 newsgroups (``docs/benchmarks.md``); reading one text keeps
+every consumer of a model (the ONNX graph, the BentoML service, the pyfunc
+model, batch scoring) on one input, the preprocessed text.
+
+Transforming is ktt's own code, not ``TfidfVectorizer.transform``: the same
+analyser, vocabulary, idf and l2 norm give the same values (a test compares
+them), without scikit-learn's per-call validation, which costs more than the
+arithmetic for a single text.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from ktt.errors import KttError
+
+
+class TfidfFeatures(BaseEstimator):
+    """Word (and character) tf-idf features of preprocessed texts.
+
+    Parameters
+    ----------
+    word_ngrams : int
+        Word n-grams from 1 to ``word_ngrams`` words.
+    char_ngrams : tuple of (int, int) or None
+        ``(low, high)``: character n-grams of ``low`` to ``high`` characters
+        inside word boundaries (scikit-learn's ``char_wb``); None: words only.
+    min_df : int or float
+        Minimum document count (int) or share (float) of a word n-gram.
+    char_min_df : int or float
+        The same for character n-grams.
+    sublinear_tf : bool
+        Term frequency ``1 + log(tf)`` instead of ``tf``.
+
+    Attributes
+    ----------
+    vectorizers_ : list of TfidfVectorizer
+        The fitted blocks (words first).
+    n_features_ : int
+        Columns of the stacked matrix.
+    """
+
+    def __init__(self, word_ngrams: int = 1, char_ngrams: tuple[int, int] | None = None, min_df: int | float = 1,
+                 char_min_df: int | float = 1, sublinear_tf: bool = False):
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.min_df = min_df
+        self.char_min_df = char_min_df
+        self.sublinear_tf = sublinear_tf
+
+    def _vectorizers(self) -> list[TfidfVectorizer]:
+        blocks = [TfidfVectorizer(ngram_range=(1, int(self.word_ngrams)), min_df=self.min_df,
+                                  sublinear_tf=self.sublinear_tf)]
+        if self.char_ngrams:
+            low, high = self.char_ngrams
+            blocks.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(int(low), int(high)),
+                                          min_df=self.char_min_df, sublinear_tf=self.sublinear_tf))
+        return blocks
+
+    def fit_transform(self, texts: Sequence[str], y=None) -> sparse.csr_matrix:
+        """Learn the vocabularies and idf of every block; return the training matrix.
+
+        Raises
+        ------
+        KttError
+            When a block's vocabulary is empty (texts without terms, or ``min_df``
+            higher than any term's document count).
+        """
+        texts = list(texts)
+        if isinstance(self.min_df, int) and self.min_df > len(texts):
+            raise KttError(f"min_df={self.min_df} is larger than the {len(texts)} training texts; lower min_df")
+        blocks, matrices = self._vectorizers(), []
+        for vectorizer in blocks:
+            try:
+                matrices.append(vectorizer.fit_transform(texts))
+            except ValueError as error:
+                if "empty vocabulary" in str(error):
+                    raise KttError(f"the {len(texts)} training texts have no terms (empty vocabulary)") from None
+                if "no terms remain" in str(error) or "min_df" in str(error):
+                    raise KttError(f"min_df={vectorizer.min_df} leaves no terms in the vocabulary of the "
+                                   f"{len(texts)} training texts; lower min_df") from None
+                raise
+        self.vectorizers_ = blocks
+        self.n_features_ = sum(len(v.vocabulary_) for v in blocks)
+        self._transformers = None
+        return _hstack(matrices)
+
+    def fit(self, texts: Sequence[str], y=None) -> "TfidfFeatures":
+        self.fit_transform(texts)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The tf-idf matrix (n x ``n_features_``, float64, CSR with sorted indices) of preprocessed texts."""
+        if not hasattr(self, "vectorizers_"):
+            raise KttError("TfidfFeatures is not fitted yet")
+        if self._transformers is None:
+            self._transformers = [_BlockTransformer(v) for v in self.vectorizers_]
+        texts = texts if isinstance(texts, list) else list(texts)
+        parts, offset = [], 0
+        for block in self._transformers:
+            rows, indices, data = block.entries(texts)
+            parts.append((rows, indices + offset, data))
+            offset += block.n_features
+        rows, indices, data = (np.concatenate(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
+        if len(parts) > 1 and len(texts) > 1:  # blocks one after the other in each row: a stable sort by row
+            order = np.argsort(rows, kind="stable")
+            rows, indices, data = rows[order], indices[order], data[order]
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        matrix = sparse.csr_matrix((data, indices.astype(np.int32), indptr), shape=(len(texts), self.n_features_))
+        matrix.has_sorted_indices = True
+        matrix.has_canonical_format = True
+        return matrix
+
+    def block_slices(self) -> list[tuple[str, slice]]:
+        """``(analyzer, columns)`` of each block in the stacked matrix."""
+        slices, start = [], 0
+        for vectorizer in self.vectorizers_:
+            size = len(vectorizer.vocabulary_)
+            slices.append((vectorizer.analyzer, slice(start, start + size)))
+            start += size
+        return slices
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state["_transformers"] = None  # rebuilt on first use; compiled analysers are not pickled
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("_transformers", None)
+        super().__setstate__(state)
+
+
+def _hstack(matrices: list) -> sparse.csr_matrix:
+    """Blocks side by side (the training matrix)."""
+    if len(matrices) == 1:
+        return matrices[0]
+    stacked = sparse.hstack(matrices, format="csr")
+    stacked.sort_indices()
+    return stacked
+
+
+class _BlockTransformer:
+    """A fitted TfidfVectorizer's transform, without scikit-learn's per-call overhead.
+
+    The same analyser, vocabulary lookup, term-frequency rule, idf product and l2
+    norm as ``TfidfVectorizer.transform``, in that order, so values agree to the
+    last bits that floating-point summation order allows.
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.analyze = vectorizer.build_analyzer()
+        self.vocabulary = vectorizer.vocabulary_
+        self.idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+        self.sublinear = bool(vectorizer.sublinear_tf)
+        self.norm = vectorizer.norm
+        self.n_features = len(self.vocabulary)
+
+    def entries(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, columns, values)`` of the block's non-zero entries, sorted by row then column."""
+        lookup, analyze = self.vocabulary.get, self.analyze
+        lengths = np.zeros(len(texts), dtype=np.int64)
+        columns: list[int] = []
+        for row, text in enumerate(texts):
+            before = len(columns)
+            columns.extend(i for i in map(lookup, analyze(text)) if i is not None)
+            lengths[row] = len(columns) - before
+        # One sort for the whole batch: (row, column) keys, counted.
+        keys = np.asarray(columns, dtype=np.int64)
+        if len(texts) > 1:
+            keys += np.repeat(np.arange(len(texts), dtype=np.int64) * self.n_features, lengths)
+        keys, counts = np.unique(keys, return_counts=True)
+        rows, indices = np.divmod(keys, self.n_features)
+        data = counts.astype(np.float64)
+        if self.sublinear:
+            np.log(data, out=data)
+            data += 1.0
+        data *= self.idf[indices]
+        if self.norm == "l2":
+            norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
+            norms[norms == 0.0] = 1.0
+            data /= norms[rows]
+        return rows, indices, data

@@ -1,0 +1,405 @@
+"""Per-parent-node classifiers and the decodings of a hierarchical tf-idf model.
+
+A *local classifier per parent node*: the implicit root and every class that has
+children get a linear classifier (any learner of :func:`ktt.linear.make_classifier`)
+trained on the training examples below them, to tell their children apart. All
+node classifiers are stacked into one :class:`ktt.linear.LinearScores`, so one
+product scores the whole tree for a batch, and the conditional probability of
+every class given its parent is one gather (:class:`ParentNodes`).
+
+Three decodings turn the conditionals into leaf scores and a path
+(:class:`HierarchicalTfidfModel`, ``decoding``):
+
+``greedy``
+    The original KTT decision: on every level, the most probable child of the
+    class chosen one level up. A mistake near the top can never be undone.
+``global``
+    Each leaf's score is its *path probability*, the product of the
+    conditionals along its path; the prediction is the leaf with the largest
+    one (an exact search over all paths, not a greedy one).
+``blend`` (default)
+    The path probability combined with a flat leaf classifier trained on the
+    same features, as a normalised geometric mixture
+    ``p(leaf) ∝ p_path(leaf)^(1-w) · p_flat(leaf)^w``. The weight ``w`` is
+    chosen on the validation split from :data:`BLEND_WEIGHTS` (``w = 1`` is
+    the flat model exactly, ``w = 0`` is ``global``), so on data where the tree
+    misleads, the model falls back towards the flat one, and where it helps, it
+    keeps it. docs/models.md shows the measurements behind this choice.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from sklearn.utils.parallel import Parallel, delayed
+
+from ktt.errors import KttError
+from ktt.hierarchy import Hierarchy
+from ktt.linear import LinearScores, classifier_columns, score_rule
+from ktt.model_sklearn import Loader
+from ktt.params import Interval, Options
+from ktt.tfidf import TfidfLinearModel
+
+#: ``parent`` of the implicit root node, whose children are the top-level classes.
+ROOT = -1
+DECODINGS = ("greedy", "global", "blend")
+#: Candidate weights of the flat classifier in ``blend``, tried on the validation split.
+BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: ``blend`` without a validation split uses this weight.
+DEFAULT_BLEND_WEIGHT = 0.5
+#: Probabilities are floored here before logarithms, so that no leaf's blended score is -inf.
+FLOOR = 1e-12
+
+
+class ParentTask(NamedTuple):
+    """The training data of one parent node: its examples' rows and child labels."""
+
+    parent: int
+    level: int
+    children: np.ndarray
+    rows: np.ndarray
+    labels: np.ndarray
+    seen: np.ndarray
+
+
+def leaf_codes(hierarchy: Hierarchy, targets: Sequence[str]) -> np.ndarray:
+    """Class indices ``(n, depth)`` on the path of each target leaf name.
+
+    Raises
+    ------
+    KttError
+        If a target is not a leaf class of ``hierarchy``.
+    """
+    unique, inverse = np.unique(np.asarray(targets, dtype=object).astype(str), return_inverse=True)
+    leaves = set(hierarchy.leaf_classes)
+    unknown = [name for name in unique.tolist() if name not in leaves]
+    if unknown:  # checked here: leaf_path_indices maps an upper-level name to a wrong leaf
+        raise KttError(f"{unknown[0]!r} is not a leaf class of this hierarchy")
+    return hierarchy.leaf_path_indices(unique.tolist())[inverse.ravel()]
+
+
+def parent_tasks(hierarchy: Hierarchy, codes: np.ndarray) -> list[ParentTask]:
+    """One task per parent node: the root, then every class above the leaf level, in hierarchy order.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+    codes : ndarray of shape (n, depth)
+        Class indices on each training example's path.
+    """
+    children = hierarchy.children
+    tasks = [_task(ROOT, 0, children[ROOT], np.arange(len(codes)), codes[:, 0])]
+    for level in range(1, hierarchy.depth):
+        order = np.argsort(codes[:, level - 1], kind="stable")
+        parents, starts = np.unique(codes[order, level - 1], return_index=True)
+        groups = dict(zip(parents.tolist(), np.split(order, starts[1:])))
+        for parent in range(hierarchy.level_offsets[level - 1], hierarchy.level_offsets[level]):
+            rows = groups.get(parent, np.empty(0, dtype=np.int64))
+            tasks.append(_task(parent, level, children[parent], rows, codes[rows, level]))
+    return tasks
+
+
+def _task(parent: int, level: int, children: list[int], rows: np.ndarray, labels: np.ndarray) -> ParentTask:
+    return ParentTask(parent, level, np.asarray(children, dtype=np.int64), rows, labels, np.unique(labels))
+
+
+class ParentNodes:
+    """Every parent node's classifier, stacked: the conditional probability of each class given its parent.
+
+    A node needs no classifier when its examples name fewer than two children:
+    one child seen (always so for a single child) gets conditional probability 1
+    and its unseen siblings 0; a node without examples is uniform over its
+    children (it is unknown to its own parent, so its probability is already 0).
+    A child that none of its parent's examples has gets 0.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+    tasks : list of ParentTask
+    classifiers : list
+        The fitted classifier of each task, None where it needs none.
+    tie_break : bool
+        See :class:`ktt.linear.LinearScores` (modified_huber).
+    """
+
+    def __init__(self, hierarchy: Hierarchy, tasks: Sequence[ParentTask], classifiers: Sequence, tie_break: bool):
+        n_classes = len(hierarchy.classes)
+        empty = np.empty(0, dtype=np.int64)
+        #: Each node's task without its rows (parent, level, children, seen).
+        self.tasks = [task._replace(rows=empty, labels=empty) for task in tasks]
+        #: Whether each node has a classifier (two seen children or more).
+        self.has_classifier = [classifier is not None for classifier in classifiers]
+        self.constant = np.zeros(n_classes)
+        self.class_column = np.full(n_classes, -1, dtype=np.int64)
+        weights, intercepts, rule, column = [], [], "softmax", 0
+        for task, classifier in zip(tasks, classifiers):
+            if classifier is None:
+                if len(task.seen) == 1:
+                    self.constant[task.seen[0]] = 1.0
+                elif len(task.children):
+                    self.constant[task.children] = 1.0 / len(task.children)
+                continue
+            w, b = classifier_columns(classifier)
+            weights.append(w)
+            intercepts.append(b)
+            rule = score_rule(classifier)
+            self.class_column[np.asarray(classifier.classes_, dtype=np.int64)] = column + np.arange(w.shape[1])
+            column += w.shape[1]
+        self.scorer = LinearScores(weights, intercepts, rule, tie_break=tie_break) if weights else None
+        self.leaf_paths = hierarchy.leaf_paths
+        self.level_offsets = list(hierarchy.level_offsets)
+        self.parent_of = np.asarray(hierarchy.parent_of)
+
+    def conditionals(self, features) -> np.ndarray:
+        """Conditional probability (n x n_classes) of every class given its parent."""
+        conditional = np.tile(self.constant, (features.shape[0], 1))
+        if self.scorer is not None:
+            known = self.class_column >= 0
+            conditional[:, known] = self.scorer.scores(features)[:, self.class_column[known]]
+        return conditional
+
+    def path_probabilities(self, conditional: np.ndarray) -> np.ndarray:
+        """Product of the conditionals along each leaf's path (n x n_leaves, hierarchy leaf order)."""
+        probabilities = conditional[:, self.leaf_paths[:, 0]]
+        for level in range(1, self.leaf_paths.shape[1]):
+            probabilities *= conditional[:, self.leaf_paths[:, level]]
+        return probabilities
+
+    def greedy_paths(self, level_scores) -> np.ndarray:
+        """Greedy top-down paths (n x depth): on every level, the best-scored child of the last choice.
+
+        ``level_scores(level)`` gives the (n x level size) scores of that level's
+        classes; the first class in hierarchy order wins a tie.
+        """
+        offsets = self.level_offsets
+        depth = len(offsets) - 1
+        chosen = None
+        paths = None
+        for level in range(depth):
+            scores = level_scores(level)
+            if paths is None:
+                paths = np.empty((len(scores), depth), dtype=np.int64)
+                chosen = np.full(len(scores), ROOT)
+            allowed = self.parent_of[offsets[level]:offsets[level + 1]][None, :] == chosen[:, None]
+            chosen = offsets[level] + np.where(allowed, scores, -np.inf).argmax(axis=1)
+            paths[:, level] = chosen
+        return paths
+
+
+class HierarchicalTfidfModel(TfidfLinearModel):
+    """tf-idf features, one linear classifier per parent node and a decoding (see the module docstring).
+
+    Parameters
+    ----------
+    decoding : {"blend", "global", "greedy"}
+        How leaf scores and paths are decided.
+    blend_weight : float or "auto"
+        ``blend``'s weight of the flat classifier; ``auto`` chooses it on the
+        validation split (accuracy, then log-loss on ties).
+    progress : bool
+        Show a progress bar over the nodes (on stderr) while fitting.
+    **params
+        The featuriser's and learner's parameters, as :class:`ktt.tfidf.TfidfLinearModel`.
+
+    Attributes
+    ----------
+    nodes_ : ParentNodes
+        The stacked node classifiers.
+    flat_ : LinearScores or None
+        The flat leaf classifier (``blend`` only).
+    blend_weight_ : float
+        The weight in use (``blend``).
+    classes_ : ndarray
+        The hierarchy's leaf classes, in hierarchy order (score columns).
+    """
+
+    _parameter_constraints = {
+        "decoding": [Options(DECODINGS)],
+        "blend_weight": [Options(("auto",)), Interval(float, 0, 1)],
+        "progress": [bool],
+    }
+
+    def __init__(self, decoding: str = "blend", blend_weight: float | str = "auto", progress: bool = False,
+                 learner: str = "sgd", loss: str = "modified_huber", alpha: float = 1e-4, C: float = 1.0,
+                 max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
+                 char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
+                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1):
+        super().__init__(learner=learner, loss=loss, alpha=alpha, C=C, max_iter=max_iter, min_df=min_df,
+                         word_ngrams=word_ngrams, char_ngrams=char_ngrams, sublinear_tf=sublinear_tf,
+                         class_weight=class_weight, random_state=random_state, n_jobs=n_jobs)
+        self.decoding = decoding
+        self.blend_weight = blend_weight
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: Loader, val: Loader | None = None, hierarchy: Hierarchy | None = None):
+        """Fit the featuriser, every node's classifier and (``blend``) the flat classifier.
+
+        Parameters
+        ----------
+        train : Loader
+            Preprocessed texts and their leaf class names (leaves of ``hierarchy``).
+        val : Loader, optional
+            Chooses ``blend_weight="auto"``.
+        hierarchy : Hierarchy
+            The label hierarchy, kept as ``hierarchy_``.
+
+        Raises
+        ------
+        KttError
+            Without a hierarchy, with fewer than 2 leaf classes, with a target that
+            is not a leaf of the hierarchy, or when the vocabulary is empty.
+        """
+        self.validate_params()
+        if hierarchy is None:
+            raise KttError(f"{type(self).__name__} needs the label hierarchy: fit(train, val, hierarchy=...)")
+        texts, targets = train
+        self._keep_hierarchy(targets, hierarchy)
+        codes = leaf_codes(hierarchy, targets)
+        features = self._fit_features(texts)
+        self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
+        self.nodes_ = self._fit_nodes(features, codes)
+        self.flat_, self.blend_weight_ = None, 0.0
+        if self.decoding == "blend":
+            classifier = self._new_classifier(n_jobs=self.n_jobs).fit(features, codes[:, -1])
+            self.flat_ = self._flat_scores(classifier)
+            self.blend_weight_ = self._choose_weight(val)
+        return self
+
+    def _fit_nodes(self, features, codes: np.ndarray) -> ParentNodes:
+        tasks, classifiers = self._fit_node_classifiers(features, codes)
+        return ParentNodes(self.hierarchy_, tasks, classifiers, tie_break=self._loss() == "modified_huber")
+
+    def _fit_node_classifiers(self, features, codes: np.ndarray) -> tuple[list[ParentTask], list]:
+        """Every parent node's task and fitted classifier (None where it needs none), in hierarchy order."""
+        from tqdm.auto import tqdm
+
+        tasks = parent_tasks(self.hierarchy_, codes)
+        jobs = [(i, task) for i, task in enumerate(tasks) if len(task.seen) >= 2]
+        # Largest first, so that the longest fits do not start last on a busy pool.
+        jobs.sort(key=lambda job: -len(job[1].rows) * len(job[1].seen))
+        classifiers: list = [None] * len(tasks)
+        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
+        fitted = parallel(delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
+                          for i, task in jobs)
+        for i, classifier in tqdm(fitted, total=len(jobs), desc="fitting parent nodes", unit="node",
+                                  disable=not self.progress, leave=False):
+            classifiers[i] = classifier
+        return tasks, classifiers
+
+    def _flat_scores(self, classifier) -> LinearScores:
+        """The flat classifier's scores, columns in hierarchy leaf order (leaves never seen score 0)."""
+        w, b = classifier_columns(classifier)
+        n_leaves, offset = len(self.classes_), self.hierarchy_.level_offsets[-2]
+        seen = np.asarray(classifier.classes_, dtype=np.int64) - offset
+        weights = np.zeros((w.shape[0], n_leaves))
+        intercepts = np.full(n_leaves, -1e6)  # unseen leaves: a decision no seen leaf is below
+        weights[:, seen], intercepts[seen] = w, b
+        return LinearScores([weights], [intercepts], score_rule(classifier))
+
+    def _choose_weight(self, val: Loader | None) -> float:
+        if isinstance(self.blend_weight, (int, float)) and not isinstance(self.blend_weight, bool):
+            return float(self.blend_weight)
+        if val is None or not len(val.texts):
+            return DEFAULT_BLEND_WEIGHT
+        known = np.isin(np.asarray(val.targets, dtype=object), self.classes_)
+        if not known.any():
+            return DEFAULT_BLEND_WEIGHT
+        texts = [t for t, k in zip(val.texts, known) if k]
+        column = {name: i for i, name in enumerate(self.classes_)}
+        truth = np.asarray([column[t] for t in np.asarray(val.targets, dtype=object)[known]])
+        path_log, flat_log = self._log_parts(self.encode(texts))
+        best = None
+        for weight in BLEND_WEIGHTS:
+            blended = _normalised(path_log * (1 - weight) + flat_log * weight)
+            accuracy = float(np.mean(blended.argmax(axis=1) == truth))
+            log_loss = -float(np.mean(np.log(np.maximum(blended[np.arange(len(truth)), truth], FLOOR))))
+            key = (accuracy, -log_loss)
+            if best is None or key > best[0]:
+                best = (key, weight)
+        return best[1]
+
+    # --------------------------------------------------------------- predicting
+    def _log_parts(self, features) -> tuple[np.ndarray, np.ndarray]:
+        path = self.path_probabilities(features)
+        flat = self.flat_.scores(features)
+        return np.log(np.maximum(path, FLOOR)), np.log(np.maximum(flat, FLOOR))
+
+    def score_features(self, features) -> np.ndarray:
+        """Per-leaf scores (n x n_leaves, hierarchy leaf order); rows sum to 1 and their argmax is the prediction."""
+        self._check_fitted()
+        if self.decoding == "blend":
+            weight = self.blend_weight_
+            if weight == 1.0:
+                return self.flat_.scores(features)
+            if weight == 0.0:
+                return self.path_probabilities(features)
+            path_log, flat_log = self._log_parts(features)
+            return _normalised(path_log * (1 - weight) + flat_log * weight)
+        probabilities = self.path_probabilities(features)
+        if self.decoding == "greedy":
+            return self._agree_with_greedy(probabilities)
+        return probabilities
+
+    def path_probabilities(self, features) -> np.ndarray:
+        """Product of the conditional probabilities along each leaf's path (n x n_leaves; rows sum to 1)."""
+        self._check_fitted()
+        return self.nodes_.path_probabilities(self.nodes_.conditionals(features))
+
+    def paths_from_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paths and per-level class probabilities from per-leaf scores.
+
+        ``global`` and ``blend``: the argmax leaf and its ancestors. ``greedy``:
+        on every level, the child (of the class chosen one level up) with the
+        largest summed leaf score, the first in hierarchy order on a tie. A
+        level's score is the summed score of the leaves below the chosen class.
+        """
+        if self.decoding != "greedy":
+            return super().paths_from_scores(scores)
+        scores = np.asarray(scores)
+        sums = self._level_sums()
+        paths = self.nodes_.greedy_paths(lambda level: sums.level(scores, level))
+        return paths, self._path_scores(scores, paths, self._column_paths())
+
+    def _agree_with_greedy(self, scores: np.ndarray) -> np.ndarray:
+        """Exchange scores so that every row's argmax is its greedy top-down leaf.
+
+        A leaf's score is its path probability, except that, where the greedy leaf
+        is not the most probable leaf, the two exchange their scores (and on an
+        exact tie the greedy leaf's score is raised by one floating-point step).
+        Moving score into the greedy leaf never changes the greedy decision, so
+        the argmax of the scores is always the last class of the top-down path.
+        """
+        leaf_offset = self.hierarchy_.level_offsets[-2]
+        rows = np.arange(len(scores))
+        block = scores
+        for _ in range(self.hierarchy_.depth + 2):  # one pass suffices; the rest guards float rounding
+            greedy = self.paths_from_scores(block)[0][:, -1] - leaf_offset
+            best = block.argmax(axis=1)
+            differ = greedy != best
+            rows, greedy, best = rows[differ], greedy[differ], best[differ]
+            if not len(rows):
+                return scores
+            scores[rows, greedy], scores[rows, best] = scores[rows, best], scores[rows, greedy]
+            tied = scores[rows].argmax(axis=1) != greedy
+            scores[rows[tied], greedy[tied]] = np.nextafter(scores[rows[tied], greedy[tied]], np.inf)
+            block = scores[rows]
+        raise KttError(f"{type(self).__name__} could not make its scores agree with its top-down paths (please report)")
+
+    def onnx_pipeline(self):
+        raise KttError(f"ONNX export is not supported for {type(self).__name__} (one graph per parent node "
+                       "is not a single scikit-learn pipeline); export it with export=bento")
+
+
+def _fit_one(index: int, classifier, features, labels: np.ndarray) -> tuple[int, object]:
+    """``(index, classifier.fit(features, labels))``, for one parallel job."""
+    return index, classifier.fit(features, labels)
+
+
+def _normalised(log_scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of log-scores (in place)."""
+    log_scores -= log_scores.max(axis=1, keepdims=True)
+    np.exp(log_scores, out=log_scores)
+    log_scores /= log_scores.sum(axis=1, keepdims=True)
+    return log_scores

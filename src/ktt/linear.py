@@ -1,0 +1,279 @@
+"""Linear learners and the scoring of their decisions, in the layout prediction needs.
+
+A ktt tf-idf model trains scikit-learn linear classifiers (:func:`make_classifier`)
+and then keeps only what prediction reads: their weights, stacked column-wise in
+one matrix (features x columns) in :class:`LinearScores`, with the intercepts and
+the rule that turns decisions into scores (:data:`SCORE_RULES`). One sparse-dense
+(or sparse-sparse) product scores every classifier of a model at once, the
+per-group rules are vectorised over the columns, and nothing is copied per call.
+
+A binary classifier's single weight vector ``w`` is stored as two columns,
+``-w`` and ``w``: every rule below then gives the same values as scikit-learn's
+two-class special cases, and a group is always one column per class.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from scipy import sparse
+from scipy.special import expit
+
+#: Learners a ktt tf-idf model can train, with the scikit-learn estimator behind each.
+LEARNERS = {
+    "sgd": "sklearn.linear_model.SGDClassifier (one-vs-rest, parallel over classes)",
+    "svm": "sklearn.svm.LinearSVC (liblinear, squared hinge, one-vs-rest)",
+    "logreg": "sklearn.linear_model.LogisticRegression (liblinear) in a OneVsRestClassifier",
+}
+LOSSES = ("hinge", "log_loss", "log", "modified_huber", "squared_hinge", "perceptron")
+#: Per-class score rules (see :func:`apply_rule`).
+SCORE_RULES = ("softmax", "logistic", "modified_huber")
+#: Share of the softmax of the decisions mixed into tied modified_huber rows (see :func:`apply_rule`).
+TIE_BREAK = 1e-6
+#: A weight matrix is kept dense (C-contiguous) unless it is this large and mostly zeros.
+DENSE_MAX_BYTES = 256 * 2**20
+#: ... where "mostly zeros" means at most this share of non-zero weights.
+SPARSE_BELOW = 0.25
+#: Up to this many rows, a product with sparse weights gathers the rows' weights with numpy
+#: instead of a scipy sparse-sparse product (whose fixed cost dominates for a few rows).
+FEW_ROWS = 16
+
+
+def canonical_loss(loss: str) -> str:
+    """``log`` is the old name of ``log_loss``."""
+    return "log_loss" if loss == "log" else loss
+
+
+def make_classifier(learner: str, loss: str = "modified_huber", alpha: float = 1e-4, C: float = 1.0,
+                    max_iter: int = 1000, class_weight=None, random_state=None, n_jobs=None):
+    """A fresh scikit-learn linear classifier.
+
+    Parameters
+    ----------
+    learner : {"sgd", "svm", "logreg"}
+        See :data:`LEARNERS`.
+    loss : str
+        SGD's loss (``sgd`` only).
+    alpha : float
+        SGD's L2 regularisation strength (``sgd`` only).
+    C : float
+        Inverse regularisation strength (``svm`` and ``logreg``).
+    max_iter : int
+        Epochs (SGD) or solver iterations (liblinear).
+    class_weight : None or "balanced"
+    random_state : int or None
+    n_jobs : int or None
+        Threads over classes (SGD only; liblinear is single-threaded).
+    """
+    if learner == "sgd":
+        from sklearn.linear_model import SGDClassifier
+
+        return SGDClassifier(loss=canonical_loss(loss), alpha=alpha, max_iter=max_iter, class_weight=class_weight,
+                             random_state=random_state, n_jobs=n_jobs)
+    if learner == "svm":
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(C=C, max_iter=max_iter, class_weight=class_weight, random_state=random_state)
+    if learner == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return OneVsRestClassifier(LogisticRegression(C=C, solver="liblinear", max_iter=max_iter,
+                                                      class_weight=class_weight, random_state=random_state),
+                                   n_jobs=n_jobs)
+    raise ValueError(f"unknown learner {learner!r} (allowed: {', '.join(LEARNERS)})")
+
+
+def score_rule(classifier) -> str:
+    """How a fitted classifier's decisions become scores, as its ``predict_proba`` would.
+
+    ``log_loss`` (SGD) and liblinear's logistic regression: one-vs-rest logistic
+    probabilities, normalised; ``modified_huber``: clipped, normalised; every
+    other loss (hinge, squared hinge, perceptron, LinearSVC): softmax of the
+    decisions, ktt's normalisation for classifiers without probabilities.
+    """
+    loss = getattr(classifier, "loss", None)
+    if type(getattr(classifier, "estimator", classifier)).__name__ == "LogisticRegression" or loss == "log_loss":
+        return "logistic"
+    if loss == "modified_huber":
+        return "modified_huber"
+    return "softmax"
+
+
+def classifier_columns(classifier) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights, intercepts)`` of a fitted linear classifier: (n_features x n_classes) and (n_classes,).
+
+    A binary classifier's one weight vector becomes two columns ``[-w, w]``; a
+    ``OneVsRestClassifier``'s estimators are stacked in class order.
+    """
+    if hasattr(classifier, "estimators_"):
+        coef = np.vstack([np.asarray(e.coef_, dtype=np.float64) for e in classifier.estimators_])
+        intercept = np.concatenate([np.ravel(np.asarray(e.intercept_, dtype=np.float64)) for e in classifier.estimators_])
+    else:
+        coef = np.asarray(classifier.coef_, dtype=np.float64)
+        intercept = np.ravel(np.asarray(classifier.intercept_, dtype=np.float64))
+    intercept = np.broadcast_to(intercept, (coef.shape[0],))
+    if coef.shape[0] == 1 and len(classifier.classes_) == 2:
+        coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+    return coef.T, np.array(intercept)
+
+
+class Group(NamedTuple):
+    """A run of columns scored together (one classifier): ``columns[start:stop]``."""
+
+    start: int
+    stop: int
+
+
+class LinearScores:
+    """Stacked linear classifiers: one product for all of them, then per-group score rules.
+
+    Parameters
+    ----------
+    weights : list of ndarray (n_features x k_i)
+        Each classifier's weight columns (see :func:`classifier_columns`).
+    intercepts : list of ndarray (k_i,)
+    rule : str
+        One of :data:`SCORE_RULES`, for every group.
+    tie_break : bool
+        For ``modified_huber``: in rows whose largest probabilities tie, mix in a
+        :data:`TIE_BREAK` share of the softmax of the decisions, so that the tie
+        goes to the larger decision, as in scikit-learn's ``predict``.
+
+    Attributes
+    ----------
+    groups : list of Group
+        Where each classifier's columns are.
+    """
+
+    def __init__(self, weights: Sequence[np.ndarray], intercepts: Sequence[np.ndarray], rule: str,
+                 tie_break: bool = False):
+        if rule not in SCORE_RULES:
+            raise ValueError(f"unknown score rule {rule!r}")
+        self.rule = rule
+        self.tie_break = tie_break
+        sizes = [w.shape[1] for w in weights]
+        stops = np.cumsum(sizes)
+        self.groups = [Group(int(stop - size), int(stop)) for size, stop in zip(sizes, stops)]
+        self.starts = np.asarray([g.start for g in self.groups], dtype=np.int64)
+        self.group_of = np.repeat(np.arange(len(sizes)), sizes)
+        self.intercept = np.concatenate(intercepts) if intercepts else np.zeros(0)
+        self.weights = _prediction_layout(weights)
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.intercept)
+
+    def decisions(self, features) -> np.ndarray:
+        """Decision values (n x n_columns) of every stacked classifier."""
+        if sparse.issparse(self.weights) and features.shape[0] <= FEW_ROWS:
+            product = _gather_product(features.tocsr(), self.weights)
+        else:
+            product = features @ self.weights
+            product = product.toarray() if sparse.issparse(product) else np.asarray(product)
+        product += self.intercept
+        return product
+
+    def scores(self, features) -> np.ndarray:
+        """Per-column scores: each group's rule applied to its decisions (each group's row sums to 1)."""
+        return apply_rule(self.decisions(features), self.rule, self.starts, self.group_of, self.tie_break)
+
+
+def _prediction_layout(weights: Sequence[np.ndarray]):
+    """Weights as one (n_features x n_columns) matrix: C-contiguous dense, or CSR when large and mostly zeros.
+
+    Dense, the product with a sparse row costs its non-zeros times the columns;
+    sparse, it costs the non-zero weights of the row's features, and memory
+    shrinks with the zeros (per-node weights of a hierarchical model are zero
+    outside the node's vocabulary).
+    """
+    n_features = weights[0].shape[0]
+    n_columns = sum(w.shape[1] for w in weights)
+    nonzero = sum(int(np.count_nonzero(w)) for w in weights)
+    if n_features * n_columns * 8 <= DENSE_MAX_BYTES or nonzero > SPARSE_BELOW * n_features * n_columns:
+        return np.ascontiguousarray(np.hstack(weights) if len(weights) > 1 else weights[0])
+    return sparse.hstack([sparse.csr_matrix(w) for w in weights], format="csr")
+
+
+def _gather_product(features: sparse.csr_matrix, weights: sparse.csr_matrix) -> np.ndarray:
+    """``features @ weights`` for a few rows: gather each row's weight rows, weight them, add them up."""
+    product = np.zeros((features.shape[0], weights.shape[1]))
+    for row in range(features.shape[0]):
+        span = slice(features.indptr[row], features.indptr[row + 1])
+        columns, values = features.indices[span], features.data[span]
+        starts = weights.indptr[columns]
+        lengths = weights.indptr[columns + 1] - starts
+        total = int(lengths.sum())
+        if not total:
+            continue
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        product[row] = np.bincount(weights.indices[positions], weights=weights.data[positions] * np.repeat(values, lengths),
+                                   minlength=weights.shape[1])
+    return product
+
+
+def apply_rule(decisions: np.ndarray, rule: str, starts: np.ndarray, group_of: np.ndarray,
+               tie_break: bool = False) -> np.ndarray:
+    """Scores from decisions, group by group (a group: consecutive columns of one classifier).
+
+    ``softmax``: ``exp(d - max) / sum``; ``logistic``: ``expit(d) / sum``;
+    ``modified_huber``: ``(clip(d, -1, 1) + 1) / 2`` normalised, a group whose
+    values are all 0 uniform (scikit-learn's ``predict_proba`` for each loss).
+
+    Parameters
+    ----------
+    decisions : ndarray (n x n_columns)
+        Overwritten.
+    rule : str
+    starts : ndarray of int
+        First column of each group.
+    group_of : ndarray of int
+        Group of each column.
+    tie_break : bool
+        See :class:`LinearScores`.
+    """
+    scores = decisions
+    if rule == "softmax":
+        scores = _softmax(scores, starts, group_of)
+    elif rule == "logistic":
+        expit(scores, out=scores)
+        scores /= np.add.reduceat(scores, starts, axis=1)[:, group_of]
+    else:
+        raw = decisions.copy() if tie_break else None
+        np.clip(scores, -1, 1, out=scores)
+        scores += 1.0
+        scores /= 2.0
+        sums = np.add.reduceat(scores, starts, axis=1)
+        zero = sums == 0
+        if zero.any():
+            sizes = np.diff(np.append(starts, scores.shape[1]))
+            scores[np.nonzero(zero[:, group_of])] = 1.0
+            sums = np.where(zero, sizes[None, :].astype(float), sums)
+        scores /= sums[:, group_of]
+        if tie_break:
+            top = np.maximum.reduceat(scores, starts, axis=1)[:, group_of]
+            ties = np.add.reduceat((scores == top).astype(np.int8), starts, axis=1) > 1  # (n x groups)
+            if ties.any():
+                mixed = ties[:, group_of]
+                tie_scores = scores * (1 - TIE_BREAK)
+                tie_scores += TIE_BREAK * _softmax(raw, starts, group_of)
+                scores[mixed] = tie_scores[mixed]
+    return scores
+
+
+def _softmax(scores: np.ndarray, starts: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    if len(starts) == 1:
+        return softmax(scores)
+    scores -= np.maximum.reduceat(scores, starts, axis=1)[:, group_of]
+    np.exp(scores, out=scores)
+    scores /= np.add.reduceat(scores, starts, axis=1)[:, group_of]
+    return scores
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax (in place on a float array), ktt's normalisation of decision scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted

@@ -1,0 +1,205 @@
+"""The tf-idf linear model family: one featuriser, one learner, one prediction path.
+
+:class:`TfidfLinearModel` is a flat model (one linear classifier over the leaf
+classes, upper levels from the leaf's ancestors) and the base of every ktt tf-idf
+model: the hierarchical model (:class:`ktt.hierarchical.HierarchicalTfidfModel`)
+adds per-parent-node classifiers and a decoding on top of the same features and
+learner. Model folders (``models/<name>/``) subclass these with their defaults.
+
+Prediction reads only fitted state in the layout it needs: the featuriser's own
+transform (:class:`ktt.features.TfidfFeatures`) and the stacked weights of
+:class:`ktt.linear.LinearScores`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from ktt.errors import KttError
+from ktt.features import TfidfFeatures
+from ktt.hierarchy import Hierarchy
+from ktt.linear import LEARNERS, LOSSES, LinearScores, canonical_loss, classifier_columns, make_classifier, score_rule
+from ktt.model_sklearn import Loader, SklearnModel
+from ktt.params import Interval, NgramRange, Options
+
+#: ``min_df="auto"``: a word must occur in this many training texts per ``AUTO_MIN_DF_ROWS`` (at least 1).
+AUTO_MIN_DF_ROWS = 100_000
+
+
+def auto_min_df(n_texts: int) -> int:
+    """The document-count threshold of ``min_df="auto"``: 1 below 100k texts, then 1 per 100k.
+
+    Rare terms carry most of the signal in short texts (labels of codes,
+    product names), so small data keeps every term; above 100k texts the
+    threshold grows with the data to bound the vocabulary.
+    """
+    return max(1, math.floor(n_texts / AUTO_MIN_DF_ROWS))
+
+
+class TfidfLinearModel(SklearnModel):
+    """tf-idf features (words, optionally characters) and one linear classifier over the leaf classes.
+
+    Parameters
+    ----------
+    learner : {"sgd", "svm", "logreg"}
+        ``sgd``: SGDClassifier with ``loss`` and ``alpha``; ``svm``: LinearSVC
+        with ``C``; ``logreg``: liblinear LogisticRegression with ``C``.
+    loss : str
+        SGD's loss: ``hinge``, ``log_loss`` (``log`` is its old name),
+        ``modified_huber``, ``squared_hinge`` or ``perceptron``.
+    alpha : float
+        SGD's L2 regularisation strength.
+    C : float
+        Inverse regularisation strength of ``svm`` and ``logreg``.
+    max_iter : int
+        Epochs (SGD) or solver iterations (liblinear).
+    min_df : int, float or "auto"
+        Minimum document count (int) or share (float in (0, 1]) of a word
+        n-gram; ``auto`` follows the number of training texts (:func:`auto_min_df`).
+    word_ngrams : int
+        Word n-grams of 1 to ``word_ngrams`` words.
+    char_ngrams : list of two ints or None
+        ``[low, high]`` character n-grams inside word boundaries, or None.
+    sublinear_tf : bool
+        Term frequency ``1 + log(tf)``.
+    class_weight : None or "balanced"
+        ``balanced`` weighs class c by W_c = N / (C * N_c).
+    random_state : int or None
+        Seed of SGD's shuffling and liblinear's.
+    n_jobs : int or None
+        Threads over classes (SGD) or over parent nodes (hierarchical models); -1: all cores.
+
+    Scores are probabilities (``predict_proba``'s rule) for ``log_loss``,
+    ``modified_huber`` and ``logreg``, and the softmax of the decision scores
+    for the others (:func:`ktt.linear.score_rule`).
+    """
+
+    _parameter_constraints = {
+        "learner": [Options(tuple(LEARNERS))],
+        "loss": [Options(LOSSES)],
+        "alpha": [Interval(float, 0, None, closed="neither")],
+        "C": [Interval(float, 0, None, closed="neither")],
+        "max_iter": [Interval(int, 1, None)],
+        "min_df": [Options(("auto",)), Interval(int, 1, None), Interval(float, 0, 1, closed="right")],
+        "word_ngrams": [Interval(int, 1, 5)],
+        "char_ngrams": [None, NgramRange(1, 10)],
+        "sublinear_tf": [bool],
+        "class_weight": [None, Options(("balanced",))],
+        "random_state": [None, Interval(int, 0, None)],
+        "n_jobs": [None, int],
+    }
+
+    def __init__(self, learner: str = "sgd", loss: str = "modified_huber", alpha: float = 1e-4, C: float = 1.0,
+                 max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
+                 char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
+                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1):
+        self.learner = learner
+        self.loss = loss
+        self.alpha = alpha
+        self.C = C
+        self.max_iter = max_iter
+        self.min_df = min_df
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.sublinear_tf = sublinear_tf
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: Loader, val: Loader | None = None, hierarchy: Hierarchy | None = None):
+        """Fit the featuriser and the leaf classifier on ``train``.
+
+        Parameters
+        ----------
+        train : Loader
+            Preprocessed texts and their leaf class names.
+        val : Loader, optional
+            Not used by the flat model.
+        hierarchy : Hierarchy, optional
+            The label hierarchy (kept as ``hierarchy_``); without it the leaves are one level.
+
+        Returns
+        -------
+        self
+        """
+        self.validate_params()
+        texts, targets = train
+        self._keep_hierarchy(targets, hierarchy)
+        features = self._fit_features(texts)
+        classifier = self._new_classifier(n_jobs=self.n_jobs)
+        classifier.fit(features, np.asarray(targets, dtype=object))
+        self.classes_ = np.asarray(classifier.classes_, dtype=object)
+        self.scorer_ = self._scores_of([classifier])
+        return self
+
+    def _fit_features(self, texts: Sequence[str]):
+        min_df = auto_min_df(len(texts)) if self.min_df == "auto" else self.min_df
+        self.features_ = TfidfFeatures(word_ngrams=self.word_ngrams, min_df=min_df,
+                                       char_ngrams=tuple(self.char_ngrams) if self.char_ngrams else None,
+                                       char_min_df=min_df, sublinear_tf=self.sublinear_tf)
+        return self.features_.fit_transform(texts)
+
+    def _new_classifier(self, n_jobs=None):
+        return make_classifier(self.learner, loss=self.loss, alpha=float(self.alpha), C=float(self.C),
+                               max_iter=self.max_iter, class_weight=self.class_weight,
+                               random_state=self.random_state, n_jobs=n_jobs)
+
+    def _scores_of(self, classifiers, tie_break: bool = False) -> LinearScores:
+        columns = [classifier_columns(c) for c in classifiers]
+        return LinearScores([w for w, _ in columns], [b for _, b in columns], score_rule(classifiers[0]),
+                            tie_break=tie_break)
+
+    # --------------------------------------------------------------- predicting
+    def encode(self, texts: Sequence[str]):
+        self._check_fitted()
+        return self.features_.transform(texts)
+
+    def score_features(self, features) -> np.ndarray:
+        return self.scorer_.scores(features)
+
+    def onnx_pipeline(self):
+        """The model as a scikit-learn ``Pipeline(tfidf, classifier)`` for skl2onnx.
+
+        Raises
+        ------
+        KttError
+            With character n-grams (skl2onnx has no ``char_wb``), sublinear tf (which
+            skl2onnx ignores: measured score differences of 0.03 to 0.06) or
+            ``learner="logreg"``.
+        """
+        from sklearn.pipeline import Pipeline
+
+        self._check_fitted()
+        if self.learner == "logreg":
+            raise KttError(f"ONNX export is not supported for {type(self).__name__} with learner=logreg; "
+                           "use learner=sgd or svm to export ONNX")
+        unsupported = [name for name, used in (("char_ngrams", len(self.features_.vectorizers_) > 1),
+                                               ("sublinear_tf", self.sublinear_tf)) if used]
+        if unsupported:
+            raise KttError(f"ONNX export is not supported for {type(self).__name__} with {' and '.join(unsupported)} "
+                           "(skl2onnx converts neither char_wb n-grams nor sublinear tf); train with "
+                           "char_ngrams=null sublinear_tf=false to export ONNX")
+        classifier = self._new_classifier()
+        weights = self.scorer_.weights
+        weights = weights.toarray() if hasattr(weights, "toarray") else np.asarray(weights)
+        coef, intercept = weights.T, self.scorer_.intercept
+        if len(self.classes_) == 2:  # stored as [-w, w]
+            coef, intercept = coef[1:], intercept[1:]
+        classifier.coef_, classifier.intercept_ = np.ascontiguousarray(coef), np.array(intercept)
+        classifier.classes_ = np.asarray(self.classes_)
+        if hasattr(classifier, "t_"):
+            classifier.t_ = 1.0
+        classifier.n_features_in_ = coef.shape[1]
+        return Pipeline([("tfidf", self.features_.vectorizers_[0]), ("clf", classifier)])
+
+    @property
+    def uses_probabilities(self) -> bool:
+        """Whether scores follow the classifier's own probabilities (else the softmax of decisions)."""
+        return self.scorer_.rule != "softmax"
+
+    def _loss(self) -> str:
+        return canonical_loss(self.loss)
