@@ -11,7 +11,8 @@ import pytest
 from conftest import mlflow_client, mlflow_runs, run_cli
 
 LOSSES = ("modified_huber", "log_loss", "hinge")
-SMALL = ["dataset=file", "min_df=2", "progress=false", "plots=false"]
+# word 1-2 grams (the default), no character n-grams (skl2onnx has no char_wb), no sublinear tf (it ignores it)
+SMALL = ["dataset=file", "min_df=2", "char_ngrams=null", "sublinear_tf=false", "progress=false", "plots=false"]
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +77,9 @@ def test_tokenizer_parity_on_non_ascii_text():
            "Cholera due to Vibrio cholerae", "Typhoid fever with heart involvement"]
     paths = [("A", "A1"), ("A", "A2"), ("B", "B1"), ("B", "B2")] * 2
     hierarchy, _ = Hierarchy.from_paths(paths)
-    model = TfidfLSGD(loss="modified_huber", min_df=1, n_jobs=1, hierarchy=hierarchy)
-    model.fit(Loader(preprocess(raw), np.array([p[-1] for p in paths], dtype=object)))
-    vocabulary = model.pipeline_.named_steps["tfidf"].vocabulary_
+    model = TfidfLSGD(loss="modified_huber", min_df=1, n_jobs=1)
+    model.fit(Loader(preprocess(raw), np.array([p[-1] for p in paths], dtype=object)), hierarchy=hierarchy)
+    vocabulary = model.features_.vectorizers_[0].vocabulary_
     assert {"sézari", "ménièr", "東京", "x²", "οδός"} <= set(vocabulary)  # non-ASCII terms that matter
     probes = preprocess(raw + [t.upper() for t in raw] + ["ΟΔΟΣ ΣΊΣΥΦΟΣ", "İSTANBUL istanbul", "x²y ½½ a_b_c"])
     import tempfile
@@ -89,17 +90,24 @@ def test_tokenizer_parity_on_non_ascii_text():
     assert parity["label_agreement"] == 1.0 and parity["max_score_diff"] <= 1e-5
 
 
-def test_models_without_a_pipeline_are_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("model_name, params, message", [
+    ("lsgd", {"char_ngrams": [2, 4]}, r"^ONNX export is not supported for TfidfLSGD with char_ngrams \(skl2onnx"),
+    ("lsgd", {"sublinear_tf": True}, r"^ONNX export is not supported for TfidfLSGD with sublinear_tf \(skl2onnx"),
+    ("lsgd", {"learner": "logreg"}, r"^ONNX export is not supported for TfidfLSGD with learner=logreg"),
+    ("hsgd", {}, r"^ONNX export is not supported for TfidfHSGD \(one graph per parent node"),
+])
+def test_models_that_skl2onnx_cannot_convert_are_refused_in_one_line(tmp_path, model_name, params, message):
     from ktt.errors import KttError
     from ktt.hierarchy import Hierarchy
     from ktt.model_sklearn import Loader
+    from models.tfidf_hsgd import TfidfHSGD
     from models.tfidf_lsgd import TfidfLSGD
 
-    paths = [("A", "A1"), ("A", "A2")] * 3
+    paths = [("A", "A1"), ("A", "A2"), ("B", "B1")] * 3
     hierarchy, _ = Hierarchy.from_paths(paths)
-    model = TfidfLSGD(min_df=1, n_jobs=1, hierarchy=hierarchy)
-    model.fit(Loader(["cholera vibrio", "typhoid fever", "cholera", "fever", "vibrio", "typhoid"],
-                     np.array(["A1", "A2"] * 3, dtype=object)))
-    del model.pipeline_  # like a per-node model: no single tf-idf + classifier pipeline
-    with pytest.raises(KttError, match="^ONNX export is not supported for TfidfLSGD$"):
+    model = {"lsgd": TfidfLSGD, "hsgd": TfidfHSGD}[model_name](min_df=1, n_jobs=1, **params)
+    model.fit(Loader(["cholera vibrio", "typhoid fever", "plague", "cholera", "fever", "pest", "vibrio", "typhoid", "plague"],
+                     np.array(["A1", "A2", "B1"] * 3, dtype=object)), hierarchy=hierarchy)
+    with pytest.raises(KttError, match=message):
         model.export_onnx(tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()

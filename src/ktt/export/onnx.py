@@ -14,10 +14,11 @@ Python, tf-idf and the classifier are in the graph. It has two outputs:
 
 Two details make the graph agree with scikit-learn (measured, see TRAPS.md):
 
-* the vectoriser's tokenizer gets ``[\\p{L}\\p{N}_]+`` (RE2, Unicode-aware) instead of
+* the vectoriser's tokenizer gets ``[\\p{L}\\p{N}_]{2,}`` (RE2, Unicode-aware) instead of
   skl2onnx's ASCII default ``[a-zA-Z0-9_]+`` for sklearn's ``(?u)\\b\\w\\w+\\b``: ICD texts
-  such as "Sézary disease" otherwise lose their non-ASCII tokens. One-character
-  tokens, which the ONNX pattern also yields, are never in the vocabulary;
+  such as "Sézary disease" otherwise lose their non-ASCII tokens, and one-character
+  tokens, which sklearn drops, would break word bigrams ("cd x ef" has the bigram
+  "cd ef" for sklearn);
 * ``StringNormalizer`` gets the ``C.UTF-8`` locale, without which onnxruntime fails
   on machines lacking ``en_US.UTF-8``.
 
@@ -40,7 +41,7 @@ from ktt.errors import KttError
 INPUT_NAME = "text"
 SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 #: RE2 pattern matching the same tokens as sklearn's default under findall (see module docstring).
-ONNX_TOKEN_PATTERN = r"[\p{L}\p{N}_]+"
+ONNX_TOKEN_PATTERN = r"[\p{L}\p{N}_]{2,}"
 LOCALE = "C.UTF-8"
 
 
