@@ -169,7 +169,7 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
     (folder,) = list((cwd / "multirun").glob("*/*"))
     results = OmegaConf.to_container(OmegaConf.load(folder / "optimization_results.yaml"))
     best = results["best_params"]
-    assert set(best) == {"max_iter", "min_df", "loss"}
+    assert set(best) == {"loss", "alpha", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams"}
     assert {k: parent.data.params[f"best.{k}"] for k in best} == {k: str(v) for k, v in best.items()}
     assert f"best of Optuna study 'tfidf_lsgd-icd_sample' (trial {results['best_trial']}" in result.stdout
     experiment = folder / "experiment" / "best_tfidf_lsgd-icd_sample.yaml"
@@ -178,7 +178,7 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
         a.path for a in mlflow_client(cwd).list_artifacts(parent.info.run_id, "experiment")}
     composed = run_cli("-cd", str(folder), "+experiment=best_tfidf_lsgd-icd_sample", "--cfg", "job", cwd=cwd)
     job = OmegaConf.create(composed.stdout)
-    assert (job.loss, job.min_df, job.max_iter) == (best["loss"], best["min_df"], best["max_iter"])
+    assert (job.loss, job.min_df, job.alpha) == (best["loss"], best["min_df"], best["alpha"])
     assert job.evaluate_test is True and job.dataset.path == str(icd_sample)
 
 
@@ -197,3 +197,21 @@ def test_two_sweeps_on_two_machines_share_one_postgresql_study(icd_sample, empty
     for text in (first.stdout, first.stderr, second.stdout, second.stderr,
                  *(p.read_text() for p in tmp_path.rglob("*.yaml"))):
         assert "s3cret-pw" not in text
+
+
+def test_a_search_never_runs_a_configuration_twice(icd_sample, empty_store, tmp_path):
+    """Two configurations in the space, four trials: two jobs run, the repeats get the earlier values."""
+    cwd = workdir(tmp_path, empty_store)
+    fixed = ["loss=hinge", "alpha=1e-4", "word_ngrams=1", "sublinear_tf=false", "char_ngrams=null"]
+    result = run_cli(*SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random", *data(icd_sample),
+                     *SMALL, *fixed, cwd=cwd)
+    ((parent, children),) = sweeps(cwd)
+    assert sorted(c.data.params["min_df"] for c in children) == ["1", "2"]  # each configuration ran once
+    (folder,) = list((cwd / "multirun").glob("*/*"))
+    records = OmegaConf.to_container(OmegaConf.load(folder / "optimization_results.yaml"))["trials"]
+    assert len(records) <= 4 and {r["params"]["min_df"] for r in records} == {1, 2}
+    by_number = {r["number"]: r for r in records}
+    for record in records:
+        same = [r for r in records if r["params"] == record["params"] and r["state"] == "COMPLETE"]
+        assert len({r["value"] for r in same}) == 1  # a repeat carries the value of the run it repeats
+    assert len(by_number) == len(records) and result.returncode == 0

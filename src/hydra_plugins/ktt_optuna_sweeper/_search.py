@@ -5,6 +5,13 @@ each job's return value (or FAIL), until ``n_trials`` trials have run. The
 study lives in ``storage`` from the first ask to the last tell, so an
 interrupted search keeps every finished trial and a rerun with the same
 ``study_name`` and ``storage`` continues its trial numbers.
+
+A configuration is never run twice: when the sampler proposes the parameters
+of a finished trial, the new trial is told that trial's value without running
+(user attribute ``duplicate_of``); when it proposes those of a trial still
+running in the same batch, the new trial is pruned. After
+:data:`MAX_DUPLICATES_IN_A_ROW` such proposals in a row the space is taken as
+exhausted and the search ends.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from ktt.secrets import mask_error, mask_text
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "optimization_results.yaml"
+#: Proposals in a row that repeat a configuration before a search ends as exhausted.
+MAX_DUPLICATES_IN_A_ROW = 50
 
 
 def masked(url: str | None) -> str:
@@ -74,7 +83,13 @@ def run_search(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:
     mine: List[int] = []
     try:
         while len(mine) < sweeper.n_trials:
-            returns.append(run_batch(sweeper, study, space, fixed, mine, sweep_dir))
+            batch = run_batch(sweeper, study, space, fixed, mine, sweep_dir)
+            if not batch:
+                if len(mine) < sweeper.n_trials:
+                    log.info("The sampler proposed only configurations that have run (%d in a row): "
+                             "the search space is exhausted", MAX_DUPLICATES_IN_A_ROW)
+                break
+            returns.append(batch)
     finally:
         write_results(sweeper, study, mine, sweep_dir)
     return returns
@@ -88,13 +103,21 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
     were not told yet into FAIL trials before it propagates, so no trial is left
     RUNNING in the storage.
     """
-    job_idx = len(mine)
     trials: List[optuna.Trial] = []
     told: set = set()
+    repeats = 0
     try:
-        for _ in range(min(sweeper.n_jobs, sweeper.n_trials - job_idx)):
-            trials.append(study.ask(space))
-            mine.append(trials[-1].number)
+        while len(trials) < sweeper.n_jobs and len(mine) < sweeper.n_trials and repeats < MAX_DUPLICATES_IN_A_ROW:
+            trial = study.ask(space)
+            mine.append(trial.number)
+            if not skip_duplicate(study, trial, trials):
+                trials.append(trial)
+                repeats = 0
+            else:
+                repeats += 1
+        if not trials:
+            return []
+        job_idx = _jobs_run(study, mine, trials)
         batch = []
         for offset, trial in enumerate(trials):
             overrides = list(fixed.values()) + [as_override(key, value) for key, value in trial.params.items()]
@@ -114,6 +137,36 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
                 fail(study, trial, "interrupted" if interrupted else f"not run: {error}", interrupted)
         raise
     return results
+
+
+def skip_duplicate(study: optuna.Study, trial: optuna.Trial, pending: Sequence[optuna.Trial]) -> bool:
+    """Settle a trial that repeats a configuration without running it; False for a new configuration.
+
+    A repeat of a finished trial gets its value (``duplicate_of``), a repeat of a
+    trial pending in this batch is pruned.
+    """
+    params = trial.params
+    for earlier in pending:
+        if earlier.params == params:
+            trial.set_user_attr("duplicate_of", earlier.number)
+            study.tell(trial, state=TrialState.PRUNED)
+            return True
+    for earlier in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if earlier.number != trial.number and earlier.params == params:
+            trial.set_user_attr("duplicate_of", earlier.number)
+            study.tell(trial, earlier.value)
+            log.info("Trial %d repeats trial %d (%s): not run, value %.6g", trial.number, earlier.number,
+                     " ".join(f"{k}={v}" for k, v in params.items()), earlier.value)
+            return True
+    return False
+
+
+def _jobs_run(study: optuna.Study, mine: Sequence[int], pending: Sequence[optuna.Trial]) -> int:
+    """Hydra job index of the first pending trial: the trials of this sweep that ran (were not duplicates)."""
+    pending_numbers = {t.number for t in pending}
+    settled = {t.number: t for t in study.get_trials(deepcopy=False)}
+    return sum(1 for number in mine if number not in pending_numbers
+               and "duplicate_of" not in settled[number].user_attrs)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> None:
