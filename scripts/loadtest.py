@@ -21,7 +21,8 @@ as JSON, rotating through them, each thread from its own offset) and stopped:
 
 Prints one table: requests/s (2xx answers only), p50 and p99 latency (wrk's, all
 answers), non-2xx answers and socket errors, and the ratios of req/s, p50 and p99
-to ``bento_constant``. Only 127.0.0.1 is contacted; every server is stopped at the
+to ``bento_constant``. With ``--rounds N`` every target is measured N times,
+interleaved, and the table shows medians (ratios: the median of each round's ratio). Only 127.0.0.1 is contacted; every server is stopped at the
 end, also on errors and Ctrl-C. Needs ``wrk`` (``apt-get install wrk``; ``bash
 scripts/setup.sh --dev`` installs it).
 
@@ -423,26 +424,46 @@ def targets(args, bento, run_id: str | None, ports: dict, workdir: Path, texts: 
     }
 
 
-def table(results: dict, errors: dict) -> str:
-    """The results and their ratios to the baseline, one row per target."""
-    base = results.get(BASELINE)
+def summarise(rounds: list[dict]) -> dict:
+    """Per target: the median of each figure over the rounds, errors summed, and the median per-round
+    ratios to the baseline (each round's target against the same round's baseline)."""
+    from statistics import median
+
+    summary = {}
+    for name in TARGETS:
+        runs = [(r[name], r.get(BASELINE)) for r in rounds if name in r]
+        if not runs:
+            continue
+        row = {key: median(run[key] for run, _ in runs) for key in ("rps", "p50_ms", "p99_ms")}
+        row.update({key: sum(run[key] for run, _ in runs) for key in ("non_2xx", "socket_errors")})
+        row["rounds"] = len(runs)
+        for key in ("rps", "p50_ms", "p99_ms"):
+            ratios = [run[key] / base[key] for run, base in runs if base and base[key]]
+            row[f"{key}_ratio"] = median(ratios) if ratios else None
+        if any("mean_batch_size" in run for run, _ in runs):
+            row["mean_batch_size"] = median(run["mean_batch_size"] for run, _ in runs if "mean_batch_size" in run)
+        summary[name] = row
+    return summary
+
+
+def table(summary: dict, errors: dict) -> str:
+    """One row per target: medians over the rounds, errors summed, median ratios to the baseline."""
     lines = [f"| {'target':15} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} | {'socket':>6} | "
              f"{'req/s x':>7} | {'p50 x':>6} | {'p99 x':>6} |",
              "|" + "|".join("-" * w for w in (17, 10, 9, 9, 9, 8, 9, 8, 8)) + "|"]
 
-    def ratio(name: str, key: str) -> str:
-        return f"{results[name][key] / base[key]:.2f}" if base and base[key] else "n/a"
+    def ratio(value) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
 
     for name in TARGETS:
-        if name in errors:
-            lines.append(f"| {name:15} | failed (see above) |")
+        if name not in summary:
+            if name in errors:
+                lines.append(f"| {name:15} | failed (see above) |")
             continue
-        if name not in results:
-            continue
-        r = results[name]
+        r = summary[name]
         lines.append(f"| {name:15} | {r['rps']:8.1f} | {r['p50_ms']:7.1f} | {r['p99_ms']:7.1f} | {r['non_2xx']:7d} | "
-                     f"{r['socket_errors']:6d} | {ratio(name, 'rps'):>7} | {ratio(name, 'p50_ms'):>6} | "
-                     f"{ratio(name, 'p99_ms'):>6} |")
+                     f"{r['socket_errors']:6d} | {ratio(r['rps_ratio']):>7} | {ratio(r['p50_ms_ratio']):>6} | "
+                     f"{ratio(r['p99_ms_ratio']):>6} |")
     return "\n".join(lines)
 
 
@@ -463,6 +484,8 @@ def main() -> int:
     parser.add_argument("-d", "--duration", type=duration_arg, default="20s", help="wrk duration per target (20s)")
     parser.add_argument("--warmup", type=duration_arg, default="3s", help="unmeasured wrk run first (3s; 0: none)")
     parser.add_argument("--timeout", type=duration_arg, default="10s", help="wrk's per-request timeout (10s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every target this many times, interleaved; report medians (1)")
     parser.add_argument("--batch", type=int, default=1, help="texts per request (1: {'text'}; more: {'texts'})")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {', '.join(TARGETS)}")
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS,
@@ -489,8 +512,8 @@ def main() -> int:
         parser.error(f"unknown target(s) {', '.join(unknown)} (known: {', '.join(TARGETS)})")
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk, or bash scripts/setup.sh --dev as root)")
-    if args.batch < 1 or args.threads < 1 or args.connections < args.threads:
-        parser.error("--batch and --threads must be >= 1 and --connections >= --threads")
+    if min(args.batch, args.threads, args.rounds) < 1 or args.connections < args.threads:
+        parser.error("--batch, --threads and --rounds must be >= 1 and --connections >= --threads")
     os.environ["BENTOML_DO_NOT_TRACK"] = "True"
     if args.bentoml_home:
         os.environ["BENTOML_HOME"] = str(Path(args.bentoml_home).resolve())
@@ -504,31 +527,38 @@ def main() -> int:
     texts = load_texts(args.texts, args.n_texts, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="ktt-loadtest-"))
     ports = {name: free_port() for name in TARGETS}
-    results, errors = {}, {}
+    rounds, errors = [], {}
     try:
         commands = targets(args, bento, run_id, ports, workdir, texts)
-        for name in [t for t in TARGETS if t in chosen]:
-            try:
-                results[name] = measure(commands[name], ports[name], workdir, texts, args)
-            except ServerError as error:
-                errors[name] = str(error)
-                print(f"{name}: {error}", file=sys.stderr, flush=True)
+        for number in range(1, args.rounds + 1):
+            rounds.append({})
+            for name in [t for t in TARGETS if t in chosen and t not in errors]:
+                if args.rounds > 1:
+                    print(f"round {number}/{args.rounds}", end=", ", file=sys.stderr)
+                try:
+                    rounds[-1][name] = measure(commands[name], ports[name], workdir, texts, args)
+                except ServerError as error:
+                    errors[name] = str(error)
+                    print(f"{name}: {error}", file=sys.stderr, flush=True)
     finally:
         if args.keep_logs or errors:
             print(f"logs: {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"bento {bento.tag} (run {run_id}); wrk -t{args.threads} "
-          f"-c{args.connections} -d{args.duration} --timeout {args.timeout}, {len(texts)} ICD texts, "
-          f"{args.batch} per request; ratios against {BASELINE}")
-    print(table(results, errors))
-    if "bento" in results:
-        print(f"bento: mean adaptive batch size {results['bento']['mean_batch_size']:.1f} texts")
+    summary = summarise(rounds)
+    medians = f"medians of {args.rounds} interleaved rounds" if args.rounds > 1 else "one round"
+    print(f"bento {bento.tag} (run {run_id}); wrk -t{args.threads} -c{args.connections} -d{args.duration} "
+          f"--timeout {args.timeout}, {len(texts)} ICD texts, {args.batch} per request; {medians}; "
+          f"ratios against {BASELINE}")
+    print(table(summary, errors))
+    if "mean_batch_size" in summary.get("bento", {}):
+        print(f"bento: mean adaptive batch size {summary['bento']['mean_batch_size']:.1f} texts")
     if args.json:
         args.json.write_text(json.dumps({"tag": str(bento.tag), "threads": args.threads,
                                          "connections": args.connections, "duration": args.duration,
-                                         "batch": args.batch, "results": results, "errors": errors}, indent=1))
+                                         "batch": args.batch, "summary": summary, "rounds": rounds,
+                                         "errors": errors}, indent=1))
     return 1 if errors else 0
 
 
