@@ -22,6 +22,7 @@ Other overrides compose the config as for training (``tracking.uri=``,
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 USAGE = __doc__.split("\n\n", 1)[1]
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
               + USAGE)
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar: the scoring's
+    signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the temporary output is removed
     try:
         options, overrides = parse_args(argv)
         register_resolvers()
@@ -165,6 +167,10 @@ def registered_run(client, uri: str) -> str:
     if not found.run_id:
         raise KttError(f"{uri} was not logged by a ktt run (no run id); give run_id=<id>")
     return found.run_id
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _resolve(path: str):
