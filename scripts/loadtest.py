@@ -1,33 +1,56 @@
-"""Load test of an exported bento against a bare in-process endpoint serving the same model.
+"""Load test of ktt's served model with wrk, against baselines measured in the same run.
 
-Starts ``bentoml serve <tag>`` on 127.0.0.1, drives ``POST /predict`` with N
-concurrent clients sending real texts for a bounded time (or request count),
-stops it, then does the same with a bare uvicorn + Starlette app that loads the
-same checkpoint (from the bento) and predicts inline, without batching or a
-second process. Prints requests/s, p50/p99 latency and errors of both, and the
-bento/bare ratios. Only 127.0.0.1 is ever contacted; both servers are started
-and stopped here.
+One after the other, each target is started on 127.0.0.1, checked with one real
+request, warmed up, driven by ``wrk`` (a Lua script POSTs real ICD-10-CM phrasings
+as JSON, rotating through them, each thread from its own offset) and stopped:
+
+``bento_constant``
+    a BentoML 1.4 service whose ``/predict`` answers a constant prediction of the
+    same JSON shape (same API workers and timeout as the bento): the baseline;
+``bento``
+    ``bentoml serve <tag>``, the exported bento (monitoring off unless ``--monitoring``);
+``starlette_model``
+    Starlette + uvicorn (one process, no batching) serving the bento's checkpoint
+    through :class:`ktt.serving.ModelRuntime`;
+``mlflow``
+    ``mlflow models serve -m runs:/<run>/model --env-manager local``, the run's
+    pyfunc model (``POST /invocations`` with ``{"inputs": [...]}``; it answers the
+    leaf class only);
+``starlette_echo``
+    Starlette + uvicorn answering the request's JSON back: the HTTP floor.
+
+Prints one table: requests/s (2xx answers only), p50 and p99 latency (wrk's, all
+answers), non-2xx answers and socket errors, and the ratios of req/s, p50 and p99
+to ``bento_constant``. With ``--rounds N`` every target is measured N times,
+interleaved, and the table shows medians (ratios: the median of each round's ratio). Only 127.0.0.1 is contacted; every server is stopped at the
+end, also on errors and Ctrl-C. Needs ``wrk`` (``apt-get install wrk``; ``bash
+scripts/setup.sh --dev`` installs it).
 
 Examples
 --------
 ::
 
     BENTOML_HOME=/tmp/bentoml .venv/bin/python scripts/loadtest.py tfidf_lsgd_icd10cm:latest
-    .venv/bin/python scripts/loadtest.py tfidf_lsgd_icd10cm:latest --clients 64 --duration 20 --batch 4
+    .venv/bin/python scripts/loadtest.py tfidf_lsgd_icd10cm:latest --connections 64 --duration 30s \\
+        --tracking-uri sqlite:///runs/mlflow.db --targets bento_constant,bento,mlflow
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ktt.testing import free_port, stop_process
@@ -35,49 +58,264 @@ from ktt.testing import free_port, stop_process
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = Path(os.environ.get("KTT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "icd10cm" / "icd10cm.parquet"
+TARGETS = ("bento_constant", "bento", "starlette_model", "mlflow", "starlette_echo")
+BASELINE = "bento_constant"
+RESULT_MARK = "KTT_RESULT "
+
+# The wrk script: %(bodies)s is a Lua table of request bodies. wrk loads it once per
+# thread (init, request) and once in its main state (setup, done).
+LUA = r"""-- written by scripts/loadtest.py
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {
+%(bodies)s
+}
+local threads = 0
+function setup(thread)
+  thread:set("offset", threads * 7919)
+  threads = threads + 1
+end
+function init(args)
+  i = offset or 0
+end
+function request()
+  i = i + 1
+  return wrk.format(nil, nil, nil, bodies[i %% #bodies + 1])
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "%(mark)s{\"requests\": %%d, \"duration_us\": %%d, \"connect\": %%d, \"read\": %%d, \"write\": %%d, " ..
+    "\"status\": %%d, \"timeout\": %%d, \"p50_us\": %%d, \"p99_us\": %%d}\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+CONSTANT_SERVICE = '''"""A BentoML service answering a constant prediction (written by scripts/loadtest.py)."""
+from typing import Any
+
+import bentoml
+
+CONSTANT = {constant!r}
 
 
+@bentoml.service(name="ktt_constant", workers={workers}, traffic={{"timeout": {timeout}}})
+class Constant:
+    @bentoml.api(route="/predict")
+    async def predict(self, text: Any = None, texts: Any = None) -> dict:
+        return CONSTANT if texts is None else {{"predictions": [CONSTANT] * len(texts)}}
+'''
+
+
+@dataclass
+class Target:
+    """How to start one server and what to send it."""
+
+    name: str
+    command: list[str]
+    path: str  # the URL path wrk drives
+    ready_path: str
+    body: str  # "predict": {"text": ...} / {"texts": [...]}; "mlflow": {"inputs": [...]}
+    env: dict = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+class ServerError(RuntimeError):
+    """A server did not start, did not answer correctly, or wrk failed."""
+
+
+# ----------------------------------------------------------------- texts and the wrk script
 def load_texts(path: Path, n: int, seed: int) -> list[str]:
-    """``n`` texts (column ``text``) of a Parquet/CSV file, sampled with ``seed``."""
+    """``n`` real ICD-10-CM descriptions: the ``text`` column of ``path`` (Parquet/CSV), else the bundled data."""
     import pandas as pd
 
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    texts = frame["text"].dropna().astype(str).tolist()
+    if path.is_file():
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        texts = frame["text"].dropna().astype(str).tolist()
+    else:
+        from ktt.data.icd10cm import ICD10CMAdapter
+
+        texts = ICD10CMAdapter(name="icd10cm").read()["text"].astype(str).tolist()
+    texts = [t for t in texts if t.strip()]
     random.Random(seed).shuffle(texts)
     return texts[:n]
 
 
-# ---------------------------------------------------------------- servers
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+def request_body(texts: list[str], kind: str) -> dict:
+    """The JSON body of one request carrying ``texts``."""
+    if kind == "mlflow":
+        return {"inputs": texts}
+    return {"text": texts[0]} if len(texts) == 1 else {"texts": texts}
+
+
+def lua_string(text: str) -> str:
+    """``text`` as a Lua long-bracket string literal."""
+    level = 0
+    while f"]{'=' * level}]" in text or text.endswith("]" + "=" * level):
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+def write_lua(path: Path, texts: list[str], kind: str, batch: int) -> Path:
+    """The wrk script POSTing the texts in turn, ``batch`` per request."""
+    groups = [[texts[(i + j) % len(texts)] for j in range(batch)] for i in range(0, len(texts), batch)]
+    bodies = ",\n".join("  " + lua_string(json.dumps(request_body(g, kind))) for g in groups)
+    path.write_text(LUA % {"bodies": bodies, "mark": RESULT_MARK})
+    return path
+
+
+def parse_wrk(output: str) -> dict:
+    """The figures of one wrk run (the line the script's ``done`` writes).
+
+    Returns
+    -------
+    dict
+        ``requests``, ``seconds``, ``rps`` (2xx/3xx answers per second), ``non_2xx``,
+        ``socket_errors`` (connect + read + write + timeout), ``p50_ms``, ``p99_ms``.
+    """
+    line = next((line for line in output.splitlines() if line.startswith(RESULT_MARK)), None)
+    if line is None:
+        raise ServerError(f"wrk printed no result line:\n{output.strip()[-2000:]}")
+    raw = json.loads(line[len(RESULT_MARK):])
+    seconds = raw["duration_us"] / 1e6
+    sockets = raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
+    ok = raw["requests"] - raw["status"]
+    return {"requests": raw["requests"], "seconds": seconds, "rps": ok / seconds if seconds else 0.0,
+            "non_2xx": raw["status"], "socket_errors": sockets,
+            "socket_detail": {k: raw[k] for k in ("connect", "read", "write", "timeout") if raw[k]},
+            "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000}
+
+
+def run_wrk(url: str, script: Path, threads: int, connections: int, duration: str, timeout: str,
+            log: Path | None = None) -> dict:
+    """One wrk run against ``url``; its full output is appended to ``log``."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", f"--timeout={timeout}", "--latency",
+               "-s", str(script), url]
+    limit = seconds_of(duration) + 60
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise ServerError(f"wrk against {url} did not end within {limit:.0f} s") from None
+    if log is not None:
+        with open(log, "a") as stream:
+            stream.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode:
+        raise ServerError(f"wrk failed ({result.returncode}): {(result.stderr or result.stdout).strip()[:500]}")
+    return parse_wrk(result.stdout)
+
+
+def seconds_of(duration: str) -> float:
+    """wrk's duration syntax (``20``, ``20s``, ``2m``, ``1h``) in seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", duration)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid duration {duration!r} (e.g. 20s, 2m)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def duration_arg(text: str) -> str:
+    seconds_of(text)
+    return text
+
+
+# ----------------------------------------------------------------- servers
+def start(target: Target, log: Path) -> subprocess.Popen:
     """Start a server in its own process group (so that it and its workers stop together)."""
     with open(log, "w") as stream:
-        return subprocess.Popen(command, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=log.parent)
+        return subprocess.Popen(target.command, env={**os.environ, **target.env}, stdout=stream,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=target.cwd or log.parent)
 
 
-def stop(process: subprocess.Popen, timeout_s: float = 15) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it outlives ``timeout_s``."""
-    stop_process(process, timeout_s, group=True)
-
-
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    import requests
-
+def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float, name: str) -> None:
+    """Poll ``url`` until it answers 200; fail clearly if the server exits or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode} before it was ready; see {log}")
+            raise ServerError(f"{name} exited with status {process.returncode} before it was ready; "
+                              f"last lines of {log}:\n{tail(log)}")
         try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    raise SystemExit(f"{url} not ready after {timeout_s:.0f} s; see {log}")
+    raise ServerError(f"{name} was not ready at {url} after {timeout_s:.0f} s; last lines of {log}:\n{tail(log)}")
 
 
-def bare_app(folder: Path):
-    """A Starlette app predicting inline with the bento's checkpoint (no batching, one process)."""
+def tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def post(url: str, body: dict) -> tuple[int, object]:
+    """One JSON POST: the status and the decoded answer."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")[:300]
+
+
+def check_answer(target: Target, url: str, texts: list[str], batch: int) -> None:
+    """One real request before the load: a 200 with the expected shape, or a ServerError."""
+    body = request_body(texts[:batch], target.body)
+    status, answer = post(url, body)
+    if status != 200:
+        raise ServerError(f"{target.name}: POST {url} answered {status}: {answer}")
+    if target.name == "starlette_echo":
+        expected = answer == body
+    elif target.body == "mlflow":
+        expected = isinstance(answer, dict) and len(answer.get("predictions", ())) == batch
+    else:
+        items = [answer] if batch == 1 else answer.get("predictions", []) if isinstance(answer, dict) else []
+        expected = len(items) == batch and all(isinstance(i, dict) and {"path", "scores"} <= set(i) for i in items)
+    if not expected:
+        raise ServerError(f"{target.name}: unexpected answer to {json.dumps(body)[:200]}: {str(answer)[:300]}")
+
+
+def mean_batch_size(url: str) -> float:
+    """Mean adaptive batch size of a bento's model service so far (from its Prometheus metrics)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return float("nan")
+    totals = {kind: sum(float(v) for v in re.findall(
+        rf"^bentoml_service_adaptive_batch_size_{kind}{{.*}} (\S+)$", page, re.MULTILINE)) for kind in ("sum", "count")}
+    return totals["sum"] / totals["count"] if totals["count"] else float("nan")
+
+
+def measure(target: Target, port: int, workdir: Path, texts: list[str], args) -> dict:
+    """Start ``target`` on ``port``, check it, warm it up, load it with wrk, stop it."""
+    log = workdir / f"{target.name}.log"
+    print(f"{target.name}: starting", file=sys.stderr, flush=True)
+    process = start(target, log)
+    try:
+        wait_ready(f"http://{HOST}:{port}{target.ready_path}", process, log, args.ready_timeout, target.name)
+        url = f"http://{HOST}:{port}{target.path}"
+        check_answer(target, url, texts, args.batch)
+        script = write_lua(workdir / f"{target.body}.lua", texts, target.body, args.batch)
+        wrk_log = workdir / f"{target.name}.wrk.txt"
+        if seconds_of(args.warmup) > 0:
+            run_wrk(url, script, args.threads, args.connections, args.warmup, args.timeout, wrk_log)
+        print(f"{target.name}: wrk -t{args.threads} -c{args.connections} -d{args.duration}", file=sys.stderr,
+              flush=True)
+        result = run_wrk(url, script, args.threads, args.connections, args.duration, args.timeout, wrk_log)
+        if target.name == "bento":
+            result["mean_batch_size"] = mean_batch_size(f"http://{HOST}:{port}/metrics")
+        return result
+    finally:
+        stop_process(process, 15, group=True)
+
+
+# ----------------------------------------------------------------- the in-script servers
+def model_app(folder: Path):
+    """A Starlette app predicting inline with the bento's checkpoint through ModelRuntime (no batching)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -100,160 +338,233 @@ def bare_app(folder: Path):
         predictions = runtime.classify(preprocess(texts))
         return JSONResponse(predictions[0] if single else {"predictions": predictions})
 
-    async def ready(_: Request):
-        return JSONResponse({})
-
-    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", ready)])
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", _ready)])
 
 
-def serve_bare(folder: Path, port: int) -> None:
+def echo_app():
+    """A Starlette app answering the request's JSON back."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def echo(request: Request):
+        return JSONResponse(await request.json())
+
+    return Starlette(routes=[Route("/predict", echo, methods=["POST"]), Route("/readyz", _ready)])
+
+
+async def _ready(_):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({})
+
+
+def serve(kind: str, folder: Path | None, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(bare_app(folder), host=HOST, port=port, log_level="warning", access_log=False)
+    app = model_app(folder) if kind == "model" else echo_app()
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
 
 
-# ----------------------------------------------------------------- client
-async def drive(url: str, texts: list[str], clients: int, duration_s: float, max_requests: int | None,
-                batch: int) -> dict:
-    """``clients`` concurrent loops POSTing texts until the time or the request budget is spent."""
-    import aiohttp
-
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    sent = 0
-    deadline = time.perf_counter() + duration_s
-
-    def payload(i: int) -> dict:
-        if batch == 1:
-            return {"text": texts[i % len(texts)]}
-        return {"texts": [texts[(i + j) % len(texts)] for j in range(batch)]}
-
-    async def client(session) -> None:
-        nonlocal sent
-        while time.perf_counter() < deadline and (max_requests is None or sent < max_requests):
-            i = sent
-            sent += 1
-            start = time.perf_counter()
-            try:
-                async with session.post(url, json=payload(i * batch)) as response:
-                    await response.read()
-                    status = response.status
-            except Exception as error:  # count it and go on
-                status = type(error).__name__
-            if status == 200:
-                latencies.append(time.perf_counter() - start)
-            else:
-                errors[str(status)] = errors.get(str(status), 0) + 1
-
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), timeout=timeout) as session:
-        begin = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - begin
-    latencies.sort()
-
-    def quantile(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
-
-    return {"requests": len(latencies) + sum(errors.values()), "ok": len(latencies), "errors": errors,
-            "rps": len(latencies) / elapsed, "texts_per_s": len(latencies) * batch / elapsed,
-            "p50_ms": quantile(0.50), "p99_ms": quantile(0.99), "seconds": elapsed}
+# ----------------------------------------------------------------- main
+def tracking_uri(given: str | None) -> str:
+    """The MLflow store holding the bento's run, with a relative sqlite path made absolute."""
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
 
 
-def mean_batch_size(url: str) -> float:
-    """Mean adaptive batch size of the model service so far (from its Prometheus metrics)."""
-    import re
+def constant_prediction(folder: Path, text: str) -> dict:
+    """The bento's own answer to ``text`` (what the constant service returns)."""
+    from ktt.preprocess import preprocess
+    from ktt.serving import ModelRuntime, ServiceSettings
 
-    import requests
-
-    page = requests.get(url, timeout=10).text
-    totals = {}
-    for kind in ("sum", "count"):
-        totals[kind] = sum(float(v) for v in re.findall(rf"^bentoml_service_adaptive_batch_size_{kind}{{.*}} (\S+)$",
-                                                         page, re.MULTILINE))
-    return totals["sum"] / totals["count"] if totals["count"] else float("nan")
+    settings = ServiceSettings.load(folder, environ={})
+    settings.monitoring = False
+    return ModelRuntime.load(settings).classify(preprocess([text]))[0]
 
 
-def measure(url: str, texts: list[str], args) -> dict:
-    asyncio.run(drive(url, texts, min(args.clients, 8), 2.0, 200, args.batch))  # warm-up (caches, connections)
-    return asyncio.run(drive(url, texts, args.clients, args.duration, args.requests, args.batch))
+def targets(args, bento, run_id: str | None, ports: dict, workdir: Path, texts: list[str]) -> dict[str, Target]:
+    """The command of every target, each on its own port."""
+    from ktt.serving import ServiceSettings
+
+    folder = Path(bento.path_of("src"))
+    settings = ServiceSettings.load(folder, environ={})
+    python = sys.executable
+    me = str(Path(__file__).resolve())
+    bento_env = {"BENTOML_DO_NOT_TRACK": "True"}
+    if not args.monitoring:
+        bento_env["KTT_MONITORING"] = "0"
+    constant_dir = workdir / "constant"
+    constant_dir.mkdir()
+    (constant_dir / "constant_service.py").write_text(CONSTANT_SERVICE.format(
+        constant=constant_prediction(folder, texts[0]), workers=settings.api_workers, timeout=settings.timeout_s))
+    serve_port = ["--host", HOST, "--port"]
+    return {
+        "bento_constant": Target("bento_constant", [python, "-m", "bentoml", "serve", "constant_service:Constant",
+                                                    *serve_port, str(ports["bento_constant"])],
+                                 "/predict", "/readyz", "predict", bento_env, constant_dir),
+        "bento": Target("bento", [python, "-m", "bentoml", "serve", str(bento.tag), *serve_port, str(ports["bento"])],
+                        "/predict", "/readyz", "predict", bento_env),
+        "starlette_model": Target("starlette_model", [python, me, "--serve", "model", "--folder", str(folder),
+                                                      "--port", str(ports["starlette_model"])],
+                                  "/predict", "/readyz", "predict"),
+        "mlflow": Target("mlflow", [python, "-m", "mlflow", "models", "serve", "-m", f"runs:/{run_id}/model",
+                                    "--env-manager", "local", "-h", HOST, "-p", str(ports["mlflow"])],
+                         "/invocations", "/ping", "mlflow",
+                         {"MLFLOW_TRACKING_URI": tracking_uri(args.tracking_uri),
+                          "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                          # it execs `uvicorn`: this Python's scripts first on the PATH
+                          "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}),
+        "starlette_echo": Target("starlette_echo", [python, me, "--serve", "echo", "--port",
+                                                    str(ports["starlette_echo"])],
+                                 "/predict", "/readyz", "predict"),
+    }
 
 
-# ------------------------------------------------------------------- main
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def summarise(rounds: list[dict]) -> dict:
+    """Per target: the median of each figure over the rounds, errors summed, and the median per-round
+    ratios to the baseline (each round's target against the same round's baseline)."""
+    from statistics import median
+
+    summary = {}
+    for name in TARGETS:
+        runs = [(r[name], r.get(BASELINE)) for r in rounds if name in r]
+        if not runs:
+            continue
+        row = {key: median(run[key] for run, _ in runs) for key in ("rps", "p50_ms", "p99_ms")}
+        row.update({key: sum(run[key] for run, _ in runs) for key in ("non_2xx", "socket_errors")})
+        row["rounds"] = len(runs)
+        for key in ("rps", "p50_ms", "p99_ms"):
+            ratios = [run[key] / base[key] for run, base in runs if base and base[key]]
+            row[f"{key}_ratio"] = median(ratios) if ratios else None
+        if any("mean_batch_size" in run for run, _ in runs):
+            row["mean_batch_size"] = median(run["mean_batch_size"] for run, _ in runs if "mean_batch_size" in run)
+        summary[name] = row
+    return summary
+
+
+def table(summary: dict, errors: dict) -> str:
+    """One row per target: medians over the rounds, errors summed, median ratios to the baseline."""
+    lines = [f"| {'target':15} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx':>7} | {'socket':>6} | "
+             f"{'req/s x':>7} | {'p50 x':>6} | {'p99 x':>6} |",
+             "|" + "|".join("-" * w for w in (17, 10, 9, 9, 9, 8, 9, 8, 8)) + "|"]
+
+    def ratio(value) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    for name in TARGETS:
+        if name not in summary:
+            if name in errors:
+                lines.append(f"| {name:15} | failed (see above) |")
+            continue
+        r = summary[name]
+        lines.append(f"| {name:15} | {r['rps']:8.1f} | {r['p50_ms']:7.1f} | {r['p99_ms']:7.1f} | {r['non_2xx']:7d} | "
+                     f"{r['socket_errors']:6d} | {ratio(r['rps_ratio']):>7} | {ratio(r['p50_ms_ratio']):>6} | "
+                     f"{ratio(r['p99_ms_ratio']):>6} |")
+    return "\n".join(lines)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tag", nargs="?", help="bento tag, e.g. tfidf_lsgd_icd10cm:latest")
     parser.add_argument("--bentoml-home", help="BentoML store (default: $BENTOML_HOME or BentoML's default)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
-    parser.add_argument("--duration", type=float, default=15, help="seconds of load per target (default 15)")
-    parser.add_argument("--requests", type=int, help="stop after this many requests per target")
+    parser.add_argument("--tracking-uri", help="MLflow store of the bento's run, for the mlflow target "
+                                               "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+    parser.add_argument("--run-id", help="the run whose pyfunc model mlflow serves (default: the bento's ktt.run_id)")
+    parser.add_argument("-t", "--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("-c", "--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("-d", "--duration", type=duration_arg, default="20s", help="wrk duration per target (20s)")
+    parser.add_argument("--warmup", type=duration_arg, default="3s", help="unmeasured wrk run first (3s; 0: none)")
+    parser.add_argument("--timeout", type=duration_arg, default="10s", help="wrk's per-request timeout (10s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every target this many times, interleaved; report medians (1)")
     parser.add_argument("--batch", type=int, default=1, help="texts per request (1: {'text'}; more: {'texts'})")
-    parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, help="Parquet/CSV with a text column")
-    parser.add_argument("--n-texts", type=int, default=5000)
+    parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {', '.join(TARGETS)}")
+    parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS,
+                        help="Parquet/CSV with a text column (default: ../shared/data icd10cm, else the bundled ICD data)")
+    parser.add_argument("--n-texts", type=int, default=1000, help="distinct texts wrk rotates through (1000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ready-timeout", type=float, default=180, help="seconds a server may take to start (180)")
     parser.add_argument("--monitoring", action="store_true", help="keep the bento's monitoring hook on")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-bare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' and wrk's logs")
+    parser.add_argument("--serve", choices=("model", "echo"), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.serve_bare:  # the bare server's own process
-        serve_bare(args.serve_bare, args.port)
-        return
+    if args.serve:  # an in-script server's own process
+        serve(args.serve, args.folder, args.port)
+        return 0
     if not args.tag:
         parser.error("a bento tag is required")
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True"}
+    chosen = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = sorted(set(chosen) - set(TARGETS))
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)} (known: {', '.join(TARGETS)})")
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk, or bash scripts/setup.sh --dev as root)")
+    if min(args.batch, args.threads, args.rounds) < 1 or args.connections < args.threads:
+        parser.error("--batch, --threads and --rounds must be >= 1 and --connections >= --threads")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
     if args.bentoml_home:
-        env["BENTOML_HOME"] = str(Path(args.bentoml_home).resolve())
-    if not args.monitoring:
-        env["KTT_MONITORING"] = "0"
-    os.environ.update({k: v for k, v in env.items() if k.startswith("BENTOML")})
+        os.environ["BENTOML_HOME"] = str(Path(args.bentoml_home).resolve())
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the servers too, as Ctrl-C does
     import bentoml
 
     bento = bentoml.get(args.tag)
+    run_id = args.run_id or bento.info.labels.get("ktt.run_id")
+    if "mlflow" in chosen and not run_id:
+        parser.error(f"bento {bento.tag} has no ktt.run_id label: give --run-id for the mlflow target")
     texts = load_texts(args.texts, args.n_texts, args.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="ktt-loadtest-"))  # the servers' logs; removed when all went well
-    results = {}
-
-    port = free_port()
-    log = workdir / "bento.log"
-    server = start([sys.executable, "-m", "bentoml", "serve", str(bento.tag), "--host", HOST, "--port", str(port)],
-                   env, log)
+    workdir = Path(tempfile.mkdtemp(prefix="ktt-loadtest-"))
+    ports = {name: free_port() for name in TARGETS}
+    rounds, errors = [], {}
     try:
-        wait_ready(f"http://{HOST}:{port}/readyz", server, log)
-        results["bento"] = measure(f"http://{HOST}:{port}/predict", texts, args)
-        results["bento"]["mean_batch_size"] = mean_batch_size(f"http://{HOST}:{port}/metrics")
+        commands = targets(args, bento, run_id, ports, workdir, texts)
+        for number in range(1, args.rounds + 1):
+            rounds.append({})
+            for name in [t for t in TARGETS if t in chosen and t not in errors]:
+                if args.rounds > 1:
+                    print(f"round {number}/{args.rounds}", end=", ", file=sys.stderr)
+                try:
+                    rounds[-1][name] = measure(commands[name], ports[name], workdir, texts, args)
+                except ServerError as error:
+                    errors[name] = str(error)
+                    print(f"{name}: {error}", file=sys.stderr, flush=True)
     finally:
-        stop(server)
+        if args.keep_logs or errors:
+            print(f"logs: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
-    port = free_port()
-    log = workdir / "bare.log"
-    server = start([sys.executable, str(Path(__file__).resolve()), "--serve-bare", bento.path_of("src"),
-                    "--port", str(port)], env, log)
-    try:
-        wait_ready(f"http://{HOST}:{port}/readyz", server, log)
-        results["bare"] = measure(f"http://{HOST}:{port}/predict", texts, args)
-    finally:
-        stop(server)
-    shutil.rmtree(workdir, ignore_errors=True)
-
-    print(f"bento {bento.tag}, {args.clients} clients, {args.batch} text(s) per request, "
-          f"{args.duration:g} s per target{'' if args.requests is None else f' or {args.requests} requests'}")
-    print(f"{'target':8} {'requests':>9} {'errors':>7} {'req/s':>8} {'texts/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, r in results.items():
-        errors = sum(r["errors"].values())
-        print(f"{name:8} {r['requests']:9d} {errors:7d} {r['rps']:8.1f} {r['texts_per_s']:8.1f} "
-              f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f}" + (f"  {r['errors']}" if errors else ""))
-    bento_r, bare_r = results["bento"], results["bare"]
-    print(f"bento: mean adaptive batch size {bento_r['mean_batch_size']:.1f} texts")
-    ratios = {"throughput": bento_r["rps"] / bare_r["rps"], "p50": bento_r["p50_ms"] / bare_r["p50_ms"],
-              "p99": bento_r["p99_ms"] / bare_r["p99_ms"]}
-    print(f"bento/bare: throughput {ratios['throughput']:.2f}x, p50 latency {ratios['p50']:.2f}x, "
-          f"p99 latency {ratios['p99']:.2f}x")
+    summary = summarise(rounds)
+    medians = f"medians of {args.rounds} interleaved rounds" if args.rounds > 1 else "one round"
+    print(f"bento {bento.tag} (run {run_id}); wrk -t{args.threads} -c{args.connections} -d{args.duration} "
+          f"--timeout {args.timeout}, {len(texts)} ICD texts, {args.batch} per request; {medians}; "
+          f"ratios against {BASELINE}")
+    print(table(summary, errors))
+    if "mean_batch_size" in summary.get("bento", {}):
+        print(f"bento: mean adaptive batch size {summary['bento']['mean_batch_size']:.1f} texts")
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "ratios": ratios, "tag": str(bento.tag),
-                                         "clients": args.clients, "batch": args.batch}, indent=1))
+        args.json.write_text(json.dumps({"tag": str(bento.tag), "threads": args.threads,
+                                         "connections": args.connections, "duration": args.duration,
+                                         "batch": args.batch, "summary": summary, "rounds": rounds,
+                                         "errors": errors}, indent=1))
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("loadtest: interrupted; the servers are stopped", file=sys.stderr)
+        sys.exit(130)

@@ -6,7 +6,10 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger("ktt")
 
@@ -50,4 +53,21 @@ def _elapsed_bar(name: str, enabled: bool) -> Iterator[None]:
     finally:
         done.set()
         ticker.join()
+        bar.close()
+
+
+@contextlib.contextmanager
+def counter(name: str, total: int | None = None, unit: str = " rows", enabled: bool = True) -> Iterator["tqdm"]:
+    """A tqdm bar on stderr counting work done (``bar.update(n)``), with ``total`` when it is known.
+
+    Like the other bars, it shows only on a terminal (never in logs or captured
+    output), and not at all unless ``enabled``.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=name, total=total, unit=unit, unit_scale=total is None or total >= 10_000,
+               disable=None if enabled else True)
+    try:
+        yield bar
+    finally:
         bar.close()

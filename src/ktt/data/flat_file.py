@@ -1,9 +1,15 @@
-"""The flat-file adapter: CSV, JSON (records or lines), Parquet and Feather."""
+"""The flat-file adapter: CSV, JSON (records or lines), Parquet and Feather.
+
+The readers are module functions, shared with batch scoring (:mod:`ktt.predict`):
+:func:`file_format` (the format from a file's suffix), :func:`read_frame` (a whole
+file) and :func:`iter_frames` (a file in chunks of rows).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -78,15 +84,7 @@ class FlatFileAdapter(Adapter):
         return f"sha256:{digest.hexdigest()}"
 
     def _format(self) -> str:
-        if self.format is not None:
-            return self.format
-        suffix = Path(self.path).suffix.lower()
-        if suffix not in _SUFFIX_FORMAT:
-            raise KttError(
-                f"cannot tell the format of {self.path} from its suffix; set dataset.format "
-                f"(allowed: {', '.join(FORMATS)})"
-            )
-        return _SUFFIX_FORMAT[suffix]
+        return file_format(self.path, self.format)
 
     def read(self) -> pd.DataFrame:
         frame = self._read_file()
@@ -101,20 +99,7 @@ class FlatFileAdapter(Adapter):
         return pd.DataFrame({"text": frame[self.text_col], "path": labels})
 
     def _read_file(self) -> pd.DataFrame:
-        fmt = self._format()
-        try:
-            if fmt in ("csv", "tsv"):
-                # Labels and text stay strings: "001" must not become 1.
-                return pd.read_csv(self.path, sep="," if fmt == "csv" else "\t", dtype=str,
-                                   keep_default_na=False, na_values=[""])
-            if fmt in ("json", "jsonl"):
-                return pd.read_json(self.path, lines=fmt == "jsonl", dtype=False)
-            if fmt == "parquet":
-                return pd.read_parquet(self.path)
-            return pd.read_feather(self.path)
-        except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise KttError(f"cannot read {self.path} as {fmt}: {first_line}") from None
+        return read_frame(self.path, self._format())
 
     def _split_labels(self, value):
         if isinstance(value, str):
@@ -131,3 +116,146 @@ def _label(value):
     if value is None or (isinstance(value, float) and value != value):
         return None
     return str(value).strip()
+
+
+def file_format(path: str | Path, format: str | None = None, setting: str = "dataset.format") -> str:
+    """``format`` if given, else the format of ``path`` from its suffix (one of :data:`FORMATS`).
+
+    Raises
+    ------
+    KttError
+        If the suffix is unknown; the message names ``setting`` as the way out.
+    """
+    if format is not None:
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIX_FORMAT:
+        raise KttError(f"cannot tell the format of {path} from its suffix; set {setting} "
+                       f"(allowed: {', '.join(FORMATS)})")
+    return _SUFFIX_FORMAT[suffix]
+
+
+def read_frame(path: str | Path, fmt: str) -> pd.DataFrame:
+    """The whole file as a DataFrame; CSV/TSV cells stay strings (``"001"`` is not 1), empty cells are NaN.
+
+    Raises
+    ------
+    KttError
+        If the file cannot be read in that format (one line).
+    """
+    try:
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(path, **_csv_options(fmt))
+        if fmt in ("json", "jsonl"):
+            return pd.read_json(path, lines=fmt == "jsonl", dtype=False)
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_feather(path)
+    except _READ_ERRORS as error:
+        raise _read_error(path, fmt, error) from None
+
+
+def iter_frames(path: str | Path, fmt: str, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The file as DataFrames of at most ``chunk_size`` rows, in file order, read as they are needed.
+
+    Parquet is read in record batches, Feather in its record batches, CSV/TSV and
+    JSON lines in pandas chunks (cells as :func:`read_frame` reads them). A JSON
+    array cannot be read in parts: it is read whole, then cut. At least one frame
+    is yielded, empty for a file without rows, so the columns are always known.
+
+    Raises
+    ------
+    KttError
+        If the file cannot be read in that format (one line), also in the middle of the file.
+    """
+    import pyarrow as pa
+
+    try:
+        empty = True
+        for frame in _frames(path, fmt, chunk_size, pa):
+            empty = False
+            yield frame
+        if empty:
+            schema = arrow_schema(path, fmt)
+            yield schema.empty_table().to_pandas() if schema is not None else pd.DataFrame()
+    except _READ_ERRORS + (pa.ArrowException,) as error:
+        raise _read_error(path, fmt, error) from None
+
+
+def arrow_schema(path: str | Path, fmt: str) -> "pyarrow.Schema | None":
+    """The file's column types as Arrow has them, when the file fixes them (Parquet, Feather; CSV/TSV: all strings).
+
+    None for JSON, whose types are only known from the values.
+    """
+    import pyarrow as pa
+
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path)
+        if fmt == "feather":
+            with pa.memory_map(str(path)) as source:
+                return pa.ipc.open_file(source).schema
+        if fmt in ("csv", "tsv"):
+            columns = pd.read_csv(path, nrows=0, **_csv_options(fmt)).columns
+            return pa.schema([(str(c), pa.string()) for c in columns])
+    except _READ_ERRORS + (pa.ArrowException,) as error:
+        raise _read_error(path, fmt, error) from None
+    return None
+
+
+def count_rows(path: str | Path, fmt: str) -> int | None:
+    """The number of rows, when the file says it without being read (Parquet, Feather); else None."""
+    import pyarrow as pa
+
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "feather":
+            with pa.memory_map(str(path)) as source:  # memory-mapped: the batches are not read
+                reader = pa.ipc.open_file(source)
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    except (OSError, pa.ArrowException):
+        return None
+    return None
+
+
+def _frames(path, fmt: str, chunk_size: int, pa) -> Iterator[pd.DataFrame]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as source:
+            for batch in source.iter_batches(batch_size=chunk_size):
+                yield batch.to_pandas()
+    elif fmt == "feather":
+        with pa.memory_map(str(path)) as source:
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                batch = reader.get_batch(i)
+                for start in range(0, batch.num_rows, chunk_size):
+                    yield batch.slice(start, chunk_size).to_pandas()
+    elif fmt in ("csv", "tsv"):
+        with pd.read_csv(path, chunksize=chunk_size, **_csv_options(fmt)) as chunks:
+            yield from chunks
+    elif fmt == "jsonl":
+        with pd.read_json(path, lines=True, dtype=False, chunksize=chunk_size) as chunks:
+            yield from chunks
+    else:
+        frame = read_frame(path, fmt)
+        for start in range(0, len(frame), chunk_size):
+            yield frame.iloc[start : start + chunk_size]
+
+
+def _csv_options(fmt: str) -> dict:
+    return {"sep": "," if fmt == "csv" else "\t", "dtype": str, "keep_default_na": False, "na_values": [""]}
+
+
+_READ_ERRORS = (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError)
+
+
+def _read_error(path, fmt: str, error: Exception) -> KttError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return KttError(f"cannot read {path} as {fmt}: {first_line}")

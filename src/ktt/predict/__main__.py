@@ -1,0 +1,183 @@
+"""``python -m ktt.predict run_id=<id>|latest input=<file> output=<file> [options] [overrides]``: score a file.
+
+The model is a run's (``run_id=<id>``; ``run_id=latest``: the newest FINISHED run
+of ``model`` in the dataset's experiment, as for ``python -m ktt.export``) or a
+registered model version (``model=models:/<name>/<version>`` or
+``model=models:/<name>@<alias>``); its checkpoint is checked against the run's
+recorded sha256 before it is loaded. Options:
+
+    input=<file>        CSV, TSV, JSON lines, JSON, Parquet or Feather (by its suffix, or format=)
+    output=<file>       .parquet, .csv or .tsv; written whole or not at all
+    text_col=text       the column holding the raw text; the other columns are copied
+    chunk_size=10000    rows read, classified and written at a time
+
+Other overrides compose the config as for training (``tracking.uri=``,
+``dataset=``/``model=`` to pick ``run_id=latest``, ``progress=false``)::
+
+    python -m ktt.predict run_id=3f2a... input=new.csv output=scored.parquet
+    python -m ktt.predict run_id=latest dataset=file dataset.path=train.csv input=new.jsonl output=scored.csv
+    python -m ktt.predict model=models:/icd@champion input=new.parquet output=scored.parquet text_col=title
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+USAGE = __doc__.split("\n\n", 1)[1]
+#: The keys this command reads itself; everything else is a config override.
+KEYS = ("run_id", "model", "input", "output", "text_col", "chunk_size", "format")
+REGISTRY_PREFIX = "models:/"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options, check the input, load the model, score, print one line."""
+    from ktt.cli import fail, precheck, register_resolvers
+    from ktt.errors import KttError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg in ("-h", "--help") for arg in argv):
+        print("usage: python -m ktt.predict run_id=<id>|latest input=<file> output=<file> [options] [overrides]\n\n"
+              + USAGE)
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar: the scoring's
+    signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the temporary output is removed
+    try:
+        options, overrides = parse_args(argv)
+        register_resolvers()
+        precheck(overrides)
+        print(predict(options, overrides))
+    except KttError as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted", status=130)
+
+
+def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
+    """Split ``argv`` into this command's options (checked) and config overrides.
+
+    ``model=`` is this command's only when it names a registered model (``models:/...``);
+    otherwise it is the config group that picks ``run_id=latest``.
+
+    Raises
+    ------
+    KttError
+        A missing, repeated or invalid option.
+    """
+    from ktt.errors import KttError
+    from ktt.predict import DEFAULT_CHUNK_SIZE
+
+    options: dict[str, str] = {}
+    overrides = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in KEYS or (key == "model" and not value.startswith(REGISTRY_PREFIX)):
+            overrides.append(arg)
+            continue
+        if key in options:
+            raise KttError(f"give {key}= once")
+        options[key] = value
+    if ("run_id" in options) == ("model" in options):
+        raise KttError("give one run_id=<MLflow run id> (or run_id=latest: the newest FINISHED run of the model "
+                       "and dataset) or model=models:/<name>/<version> (or models:/<name>@<alias>)")
+    for key in ("input", "output"):
+        if not options.get(key):
+            raise KttError(f"give {key}=<file>")
+    for key in ("run_id", "model", "text_col", "format"):
+        if key in options and not options[key]:
+            raise KttError(f"invalid {key}='' (allowed: a non-empty value)")
+    from ktt.data.flat_file import FORMATS
+
+    if "format" in options and options["format"] not in FORMATS:
+        raise KttError(f"invalid format={options['format']!r} (allowed: {', '.join(FORMATS)})")
+    size = options.get("chunk_size", str(DEFAULT_CHUNK_SIZE))
+    if not size.isdigit() or int(size) < 1:
+        raise KttError(f"invalid chunk_size={size!r} (allowed: an integer >= 1)")
+    options["chunk_size"] = int(size)
+    options.setdefault("text_col", "text")
+    return options, overrides
+
+
+def predict(options: dict, overrides: list[str]) -> str:
+    """Compose the config, check the input and output, load the model, score; the summary line."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ktt.cli import CONFIG_MODULE, CONFIG_NAME
+    from ktt.errors import KttError
+    from ktt.predict import InputFile, output_format, score_file
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose(CONFIG_NAME, overrides=overrides)
+    GlobalHydra.instance().clear()
+
+    output_format(options["output"])
+    source = InputFile(options["input"], options["text_col"], options["chunk_size"], options.get("format"))
+    if source.path.resolve() == _resolve(options["output"]):
+        raise KttError(f"output={options['output']} is the input file; give another output")
+
+    import mlflow  # slow to import: only once the arguments and the input are known to be good
+
+    from ktt import tracking
+    from ktt.export.run import find_run
+
+    tracking.configure(cfg.tracking.uri)
+    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
+    if "model" in options:
+        run_id = registered_run(client, options["model"])
+        what = f"{options['model']} (run {run_id})"
+    else:
+        experiment = cfg.tracking.experiment if options["run_id"] == "latest" else None
+        run_id = find_run(client, options["run_id"], experiment, cfg.model._target_)
+        what = f"run {run_id}"
+    model = tracking.load_model(run_id)
+    metadata = {"ktt.run_id": run_id, "ktt.checkpoint_sha256": client.get_run(run_id).data.tags[tracking.SHA256_TAG]}
+    summary = score_file(model, source, options["output"], progress=bool(cfg.get("progress", True)),
+                         metadata=metadata)
+    return summary.line(what)
+
+
+def registered_run(client, uri: str) -> str:
+    """The run id behind ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
+
+    Raises
+    ------
+    KttError
+        If the URI is malformed, the version or alias does not exist, or it was not logged by a run.
+    """
+    import mlflow
+
+    from ktt.errors import KttError
+
+    reference = uri.removeprefix(REGISTRY_PREFIX)
+    name, at, alias = reference.partition("@")
+    version = None
+    if not at:
+        name, _, version = reference.rpartition("/")
+    if not name or not (alias or version) or "/" in name or (version is not None and not version.isdigit()):
+        raise KttError(f"invalid model={uri!r} (allowed: models:/<name>/<version> or models:/<name>@<alias>)")
+    try:
+        found = (client.get_model_version_by_alias(name, alias) if alias
+                 else client.get_model_version(name, version))
+    except mlflow.exceptions.MlflowException as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise KttError(f"no registered model {uri} in {client.tracking_uri} ({first})") from None
+    if not found.run_id:
+        raise KttError(f"{uri} was not logged by a ktt run (no run id); give run_id=<id>")
+    return found.run_id
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _resolve(path: str):
+    from pathlib import Path
+
+    return Path(path).resolve()
+
+
+if __name__ == "__main__":
+    main()
