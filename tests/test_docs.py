@@ -36,7 +36,8 @@ BLOCK = re.compile(r"^```\{code-block\}[ \t]*(?P<lang>\S*)[ \t]*\n(?P<options>(?
 CONTINUED = " (continued)"
 #: Public modules the API reference must document (packages are walked for their submodules).
 API_MODULES = ("ktt.model", "ktt.model_sklearn", "ktt.hierarchy", "ktt.metrics", "ktt.preprocess", "ktt.tracking",
-               "ktt.predict", "models.tfidf_lsgd", "models.tfidf_hsgd")
+               "ktt.predict", "ktt.features", "ktt.linear", "ktt.tfidf", "ktt.hierarchical",
+               "models.tfidf_lsgd", "models.tfidf_hsgd")
 API_PACKAGES = ("ktt.data", "ktt.export", "ktt.serving", "ktt.monitoring")
 
 
