@@ -89,7 +89,7 @@ def test_same_config_same_metrics_and_cached_data(hinge_run, icd_sample):
     "args, message",
     [
         (["loss=foo"], "ktt: error: invalid loss='foo' (allowed: hinge, log_loss, log, modified_huber, squared_hinge, perceptron)"),
-        (["min_df=-1"], "ktt: error: invalid min_df=-1 (allowed: an integer in [1, inf] or a number in (0, 1])"),
+        (["min_df=-1"], "ktt: error: invalid min_df=-1 (allowed: auto or an integer in [1, inf] or a number in (0, 1])"),
         (["los=hinge"], "ktt: error: unknown key 'los' (keys at the top level: "),
         (["model=nope"], "ktt: error: unknown model 'nope' (available: "),
         (["dataset.pth=x"], "ktt: error: unknown key 'dataset.pth' (keys under 'dataset': "),
@@ -147,7 +147,8 @@ def test_ctrl_c_while_fitting_is_one_line_and_a_killed_run(tmp_path):
     output = tmp_path / "output.txt"
     with open(output, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "ktt", "dataset=file", f"dataset.path={data}",
-                                    "progress=false", "plots=false", "n_jobs=1"], cwd=tmp_path, stdout=log,
+                                    "model=tfidf_lsgd", "progress=false", "plots=false", "n_jobs=1"], cwd=tmp_path,
+                                   stdout=log,
                                    stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
         try:
             deadline = time.monotonic() + 300

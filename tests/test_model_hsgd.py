@@ -106,7 +106,7 @@ def test_modified_huber_ties_go_to_the_larger_decision_score(icd_fitted):
     features = model.encode([*test.texts[:300], "", "unrelated words only"])
     conditionals = model.nodes_.conditionals(features)
     # the same fits again (same seed), to ask each node's sklearn classifier
-    tasks, classifiers = model._fit_node_classifiers(model.features_.transform(train.texts),
+    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
                                                      leaf_codes(hierarchy, train.targets))
     tied = 0
     for classifier in classifiers:
@@ -394,7 +394,7 @@ def test_each_node_is_fitted_on_the_examples_below_it_with_the_shared_settings()
     texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea: all under Food
     hierarchy = toy_hierarchy()
     model = TfidfHSGD(min_df=1, class_weight="balanced").fit(Loader(texts, targets), hierarchy=hierarchy)
-    tasks, classifiers = model._fit_node_classifiers(model.features_.transform(texts), leaf_codes(hierarchy, targets))
+    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(texts), leaf_codes(hierarchy, targets))
     nodes = {hierarchy.classes[t.parent] if t.parent >= 0 else "<root>": c for t, c in zip(tasks, classifiers)}
     assert nodes["<root>"] is None  # only Food is seen at the top
     food, snacks = nodes["Food"], nodes["Snacks"]

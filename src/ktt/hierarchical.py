@@ -18,17 +18,24 @@ Three decodings turn the conditionals into leaf scores and a path
     conditionals along its path; the prediction is the leaf with the largest
     one (an exact search over all paths, not a greedy one).
 ``blend`` (default)
-    The path probability combined with a flat leaf classifier trained on the
-    same features, as a normalised geometric mixture
+    The path probability combined with a flat leaf classifier, as a normalised
+    geometric mixture
     ``p(leaf) ∝ p_path(leaf)^(1-w) · p_flat(leaf)^w``. The weight ``w`` is
     chosen on the validation split from :data:`BLEND_WEIGHTS` (``w = 1`` is
     the flat model exactly, ``w = 0`` is ``global``), so on data where the tree
     misleads, the model falls back towards the flat one, and where it helps, it
-    keeps it. docs/models.md shows the measurements behind this choice.
+    keeps it. The flat classifier reads the word block of the features only:
+    with character n-grams, a text has ten times more non-zero features, and a
+    classifier over every leaf pays for each of them once per leaf, while the
+    node classifiers, each over a few children, get the character n-grams at a
+    small share of that cost. It is then exactly the flat model (``tfidf_lsgd``)
+    with the same word settings. docs/models.md shows the measurements behind
+    these choices.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -262,7 +269,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         self.nodes_ = self._fit_nodes(features, codes)
         self.flat_, self.blend_weight_ = None, 0.0
         if self.decoding == "blend":
-            classifier = self._new_classifier(n_jobs=self.n_jobs).fit(features, codes[:, -1])
+            # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
+            names = np.asarray(targets, dtype=object).astype(str)
+            classifier = self._new_classifier(n_jobs=self.n_jobs).fit(self.features_.word_columns(features), names)
             self.flat_ = self._flat_scores(classifier)
             self.blend_weight_ = self._choose_weight(val)
         return self
@@ -281,18 +290,22 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         jobs.sort(key=lambda job: -len(job[1].rows) * len(job[1].seen))
         classifiers: list = [None] * len(tasks)
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
-        fitted = parallel(delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
-                          for i, task in jobs)
-        for i, classifier in tqdm(fitted, total=len(jobs), desc="fitting parent nodes", unit="node",
-                                  disable=not self.progress, leave=False):
-            classifiers[i] = classifier
+        with warnings.catch_warnings():
+            # Threads entering and leaving scikit-learn's own warning contexts at once can leave one
+            # nested (single-job) fit without its propagated settings, which it reports; harmless here.
+            warnings.filterwarnings("ignore", message="`sklearn.utils.parallel.delayed` should be used")
+            fitted = parallel(delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
+                              for i, task in jobs)
+            for i, classifier in tqdm(fitted, total=len(jobs), desc="fitting parent nodes", unit="node",
+                                      disable=not self.progress, leave=False):
+                classifiers[i] = classifier
         return tasks, classifiers
 
     def _flat_scores(self, classifier) -> LinearScores:
         """The flat classifier's scores, columns in hierarchy leaf order (leaves never seen score 0)."""
         w, b = classifier_columns(classifier)
-        n_leaves, offset = len(self.classes_), self.hierarchy_.level_offsets[-2]
-        seen = np.asarray(classifier.classes_, dtype=np.int64) - offset
+        n_leaves, column = len(self.classes_), {name: i for i, name in enumerate(self.classes_)}
+        seen = np.asarray([column[name] for name in classifier.classes_], dtype=np.int64)
         weights = np.zeros((w.shape[0], n_leaves))
         intercepts = np.full(n_leaves, -1e6)  # unseen leaves: a decision no seen leaf is below
         weights[:, seen], intercepts[seen] = w, b
@@ -323,7 +336,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
     # --------------------------------------------------------------- predicting
     def _log_parts(self, features) -> tuple[np.ndarray, np.ndarray]:
         path = self.path_probabilities(features)
-        flat = self.flat_.scores(features)
+        flat = self.flat_.scores(self.features_.word_columns(features))
         return np.log(np.maximum(path, FLOOR)), np.log(np.maximum(flat, FLOOR))
 
     def score_features(self, features) -> np.ndarray:
@@ -332,7 +345,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         if self.decoding == "blend":
             weight = self.blend_weight_
             if weight == 1.0:
-                return self.flat_.scores(features)
+                return self.flat_.scores(self.features_.word_columns(features))
             if weight == 0.0:
                 return self.path_probabilities(features)
             path_log, flat_log = self._log_parts(features)

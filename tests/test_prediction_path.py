@@ -1,0 +1,140 @@
+"""ktt's prediction path gives scikit-learn's own values, on whole real test splits.
+
+The flat model's features, decisions and scores are compared with a
+``TfidfVectorizer`` + classifier pipeline rebuilt from the same fitted state; the
+hierarchical model's conditionals with each node classifier's own
+``predict_proba`` / ``decision_function``; old checkpoints are converted on load.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.base import clone
+
+from ktt.features import TfidfFeatures
+from ktt.hierarchical import leaf_codes
+from ktt.linear import softmax
+from ktt.model_sklearn import get_loaders
+from models.tfidf_hsgd import TfidfHSGD
+from models.tfidf_lsgd import TfidfLSGD
+
+LOSSES = ["hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron"]
+
+
+@pytest.fixture(scope="module")
+def splits(icd_sample, tmp_path_factory):
+    from ktt.data.flat_file import FlatFileAdapter
+
+    dataset = FlatFileAdapter(path=str(icd_sample), name="icd_sample").adapt(tmp_path_factory.mktemp("cache"))
+    train, val, test = get_loaders(dataset)
+    return dataset.hierarchy, train, val, test
+
+
+@pytest.mark.parametrize("settings", [dict(word_ngrams=1), dict(word_ngrams=2, sublinear_tf=True),
+                                      dict(word_ngrams=2, char_ngrams=(2, 5), sublinear_tf=True, char_min_df=2)])
+def test_features_equal_tfidfvectorizer_transform(splits, settings):
+    _, train, _, test = splits
+    features = TfidfFeatures(**settings)
+    features.fit_transform(train.texts)
+    expected = sparse.hstack([v.transform(test.texts) for v in features.vectorizers_], format="csr")
+    ours = features.transform(test.texts)
+    assert ours.shape == expected.shape and ours.has_sorted_indices
+    assert abs(ours - expected).max() <= 1e-12
+    single = sparse.vstack([features.transform([text]) for text in test.texts[:50]])
+    assert abs(single - expected[:50]).max() <= 1e-12
+    odd = ["", "zzzz qqqq", "   ", "x"]  # empty or unknown texts: empty (or short) rows, no error
+    expected_odd = sparse.hstack([v.transform(odd) for v in features.vectorizers_], format="csr")
+    assert abs(features.transform(odd) - expected_odd).max() <= 1e-12 and features.transform([""]).nnz == 0
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_flat_scores_equal_the_sklearn_pipeline_on_the_whole_test_split(splits, loss):
+    hierarchy, train, _, test = splits
+    model = TfidfLSGD(loss=loss, min_df=2, word_ngrams=1, n_jobs=1).fit(train, hierarchy=hierarchy)
+    pipeline = model.onnx_pipeline()  # the same fitted vectoriser and weights as scikit-learn objects
+    classifier = pipeline.steps[-1][1]
+    if loss in ("log_loss", "modified_huber"):
+        expected = pipeline.predict_proba(test.texts)
+    else:
+        expected = softmax(pipeline.decision_function(test.texts))
+    scores = model.predict_scores(test.texts)
+    assert np.abs(scores - expected).max() <= 1e-9
+    np.testing.assert_array_equal(model.predict(test.texts), model.classes_[expected.argmax(axis=1)])
+    assert list(classifier.classes_) == list(model.classes_)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_node_conditionals_equal_each_node_classifier(splits, loss):
+    hierarchy, train, _, test = splits
+    model = TfidfHSGD(loss=loss, min_df=2, word_ngrams=1, decoding="greedy", n_jobs=1).fit(train, hierarchy=hierarchy)
+    features = model.encode(test.texts)
+    conditionals = model.nodes_.conditionals(features)
+    # the same fits again (same seed, the very training matrix), to ask each node's sklearn classifier
+    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
+                                                     leaf_codes(hierarchy, train.targets))
+    checked = 0
+    for classifier in classifiers:
+        if classifier is None:
+            continue
+        if loss == "log_loss":
+            expected = classifier.predict_proba(features)
+        elif loss == "modified_huber":
+            expected = classifier.predict_proba(features)
+        else:
+            decision = classifier.decision_function(features)
+            expected = softmax(np.column_stack([-decision, decision]) if decision.ndim == 1 else decision)
+        got = conditionals[:, classifier.classes_]
+        if loss == "modified_huber":  # ties broken by a 1e-6 share of the decisions' softmax
+            assert np.abs(got - expected).max() <= 1e-6
+            np.testing.assert_array_equal(classifier.classes_[got.argmax(axis=1)], classifier.predict(features))
+        else:
+            assert np.abs(got - expected).max() <= 1e-9
+        checked += 1
+    assert checked >= 3
+    paths, _ = model.predict_path(test.texts)
+    np.testing.assert_array_equal(np.asarray(hierarchy.classes, dtype=object)[paths[:, -1]], model.predict(test.texts))
+
+
+def test_single_texts_and_batches_agree(splits):
+    hierarchy, train, val, test = splits
+    model = TfidfHSGD(min_df=2, n_jobs=1).fit(train, val, hierarchy=hierarchy)
+    batch_paths, batch_scores = model.predict_path(test.texts[:40])
+    for i, text in enumerate(test.texts[:40]):
+        paths, scores = model.predict_path([text])
+        np.testing.assert_array_equal(paths[0], batch_paths[i])
+        np.testing.assert_allclose(scores[0], batch_scores[i], atol=1e-12)
+
+
+@pytest.mark.parametrize("model_class, settings", [(TfidfLSGD, dict(loss="hinge")),
+                                                   (TfidfHSGD, dict(loss="modified_huber", decoding="greedy"))])
+def test_an_old_checkpoint_loads_and_predicts_as_it_did(splits, tmp_path, model_class, settings):
+    """A checkpoint in the old layout (sklearn objects, a ``hierarchy`` parameter) is converted on load."""
+    from ktt.model import Model
+
+    hierarchy, train, _, test = splits
+    model = model_class(min_df=2, word_ngrams=1, n_jobs=1, **settings).fit(train, hierarchy=hierarchy)
+    expected = model.test(test)
+    old = model_class.__new__(model_class)
+    state = {k: v for k, v in model.__dict__.items() if k in ("loss", "max_iter", "min_df", "class_weight",
+                                                               "random_state", "n_jobs", "classes_")}
+    state["hierarchy"] = hierarchy
+    vectorizer = model.features_.vectorizers_[0]
+    if model_class is TfidfLSGD:
+        state["pipeline_"] = model.onnx_pipeline()
+    else:
+        from models.tfidf_hsgd.legacy import ParentNode
+
+        tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
+                                                         leaf_codes(hierarchy, train.targets))
+        state.update(vectorizer_=vectorizer, progress=False,
+                     nodes_=[ParentNode(t.parent, t.level, t.children, t.seen, c) for t, c in zip(tasks, classifiers)])
+    old.__dict__.update(state)
+    old.save(tmp_path / "old.joblib")
+    loaded = Model.from_checkpoint(tmp_path / "old.joblib")
+    assert isinstance(loaded, model_class) and loaded.hierarchy == hierarchy
+    output = loaded.test(test)
+    np.testing.assert_array_equal(output["predictions"], expected["predictions"])
+    np.testing.assert_array_equal(output["paths"], expected["paths"])
+    assert np.abs(output["scores"] - expected["scores"]).max() <= 1e-9
