@@ -138,3 +138,22 @@ def test_an_old_checkpoint_loads_and_predicts_as_it_did(splits, tmp_path, model_
     np.testing.assert_array_equal(output["predictions"], expected["predictions"])
     np.testing.assert_array_equal(output["paths"], expected["paths"])
     assert np.abs(output["scores"] - expected["scores"]).max() <= 1e-9
+
+
+def test_data_aware_defaults_follow_the_training_texts():
+    from ktt.features import AUTO_CHAR_MAX_LENGTH, resolve_char_ngrams
+    from ktt.tfidf import auto_min_df
+
+    short, long = ["red apple juice"] * 10, ["word " * 100] * 10
+    assert resolve_char_ngrams("auto", short) == (2, 5) and resolve_char_ngrams("auto", long) is None
+    assert resolve_char_ngrams("auto", ["x" * AUTO_CHAR_MAX_LENGTH] * 3) == (2, 5)
+    assert resolve_char_ngrams([3, 4], long) == (3, 4) and resolve_char_ngrams(None, short) is None
+    assert [auto_min_df(n) for n in (10, 99_999, 100_000, 250_000)] == [1, 1, 1, 2]
+    features = TfidfFeatures(char_ngrams="auto")
+    features.fit_transform(short + ["green tea leaves"] * 10)
+    assert features.char_ngrams_ == (2, 5) and len(features.vectorizers_) == 2
+    assert features.n_word_features_ == len(features.vectorizers_[0].vocabulary_)
+    matrix = features.transform(["red tea"])
+    word = features.word_columns(matrix)
+    assert word.shape[1] == features.n_word_features_
+    assert abs(word - features.vectorizers_[0].transform(["red tea"])).max() <= 1e-12
