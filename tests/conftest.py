@@ -81,3 +81,17 @@ def postgres_url():
         pytest.skip("PostgreSQL is not installed (bash scripts/setup.sh --dev installs it as root)")
     with postgres_server(password="s3cret-pw") as url:
         yield url
+
+
+def node_classifiers(model, train) -> tuple[list, list]:
+    """``(tasks, classifiers)`` of a fitted hierarchical model's parent nodes, fitted again as scikit-learn objects.
+
+    The same seed and the very training matrix give the same fits, so each node's own
+    ``predict_proba`` / ``decision_function`` can be asked (the model keeps only the weights).
+    """
+    from sklearn.base import clone
+
+    from ktt.hierarchical import leaf_codes
+
+    return model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
+                                       leaf_codes(model.hierarchy, train.targets))

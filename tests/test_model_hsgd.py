@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from conftest import mlflow_runs, run_cli
+from conftest import mlflow_runs, node_classifiers, run_cli
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.metrics import get_metrics, path_consistency
 from ktt.model import Model
-from ktt.hierarchical import leaf_codes
 from ktt.model_sklearn import Loader, get_loaders
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD
@@ -105,9 +104,7 @@ def test_modified_huber_ties_go_to_the_larger_decision_score(icd_fitted):
     model = clone(hinge_model).set_params(loss="modified_huber").fit(train, hierarchy=hierarchy)
     features = model.encode([*test.texts[:300], "", "unrelated words only"])
     conditionals = model.nodes_.conditionals(features)
-    # the same fits again (same seed), to ask each node's sklearn classifier
-    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
-                                                     leaf_codes(hierarchy, train.targets))
+    tasks, classifiers = node_classifiers(model, train)
     tied = 0
     for classifier in classifiers:
         if classifier is None:
@@ -394,7 +391,7 @@ def test_each_node_is_fitted_on_the_examples_below_it_with_the_shared_settings()
     texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea: all under Food
     hierarchy = toy_hierarchy()
     model = TfidfHSGD(min_df=1, class_weight="balanced").fit(Loader(texts, targets), hierarchy=hierarchy)
-    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(texts), leaf_codes(hierarchy, targets))
+    tasks, classifiers = node_classifiers(model, Loader(texts, targets))
     nodes = {hierarchy.classes[t.parent] if t.parent >= 0 else "<root>": c for t, c in zip(tasks, classifiers)}
     assert nodes["<root>"] is None  # only Food is seen at the top
     food, snacks = nodes["Food"], nodes["Snacks"]

@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import sparse
-from sklearn.base import clone
 
+from conftest import node_classifiers
 from ktt.features import TfidfFeatures
-from ktt.hierarchical import leaf_codes
 from ktt.linear import softmax
 from ktt.model_sklearn import get_loaders
 from models.tfidf_hsgd import TfidfHSGD
@@ -71,9 +70,7 @@ def test_node_conditionals_equal_each_node_classifier(splits, loss):
     model = TfidfHSGD(loss=loss, min_df=2, word_ngrams=1, decoding="greedy", n_jobs=1).fit(train, hierarchy=hierarchy)
     features = model.encode(test.texts)
     conditionals = model.nodes_.conditionals(features)
-    # the same fits again (same seed, the very training matrix), to ask each node's sklearn classifier
-    tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
-                                                     leaf_codes(hierarchy, train.targets))
+    tasks, classifiers = node_classifiers(model, train)
     checked = 0
     for classifier in classifiers:
         if classifier is None:
@@ -126,8 +123,7 @@ def test_an_old_checkpoint_loads_and_predicts_as_it_did(splits, tmp_path, model_
     else:
         from models.tfidf_hsgd.legacy import ParentNode
 
-        tasks, classifiers = model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
-                                                         leaf_codes(hierarchy, train.targets))
+        tasks, classifiers = node_classifiers(model, train)
         state.update(vectorizer_=vectorizer, progress=False,
                      nodes_=[ParentNode(t.parent, t.level, t.children, t.seen, c) for t, c in zip(tasks, classifiers)])
     old.__dict__.update(state)
