@@ -372,8 +372,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             return super().paths_from_scores(scores)
         scores = np.asarray(scores)
         sums = self._level_sums()
-        paths = self.nodes_.greedy_paths(lambda level: sums.level(scores, level))
-        return paths, self._path_scores(scores, paths, self._column_paths())
+        levels = [sums.level(scores, level) for level in range(self.hierarchy_.depth)]
+        paths = self.nodes_.greedy_paths(levels.__getitem__)
+        return paths, self._path_scores(scores, paths, levels)
 
     def _agree_with_greedy(self, scores: np.ndarray) -> np.ndarray:
         """Exchange scores so that every row's argmax is its greedy top-down leaf.

@@ -213,6 +213,19 @@ def _gather_product(features: sparse.csr_matrix, weights: sparse.csr_matrix) -> 
     return product
 
 
+def segment_reduce(ufunc, matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``ufunc.reduceat(matrix, starts, axis=1)``, computed over a transposed copy.
+
+    numpy reduces along the last axis of a C-ordered matrix element by element;
+    over the rows of its transpose it adds whole contiguous rows: for a batch of
+    thousands of texts by thousands of columns, the copy is cheap and the sums
+    are tens of times faster.
+    """
+    if matrix.shape[0] <= 8:
+        return ufunc.reduceat(matrix, starts, axis=1)
+    return ufunc.reduceat(np.ascontiguousarray(matrix.T), starts, axis=0).T
+
+
 def apply_rule(decisions: np.ndarray, rule: str, starts: np.ndarray, group_of: np.ndarray,
                tie_break: bool = False) -> np.ndarray:
     """Scores from decisions, group by group (a group: consecutive columns of one classifier).
@@ -234,40 +247,47 @@ def apply_rule(decisions: np.ndarray, rule: str, starts: np.ndarray, group_of: n
         See :class:`LinearScores`.
     """
     scores = decisions
+    single = len(starts) == 1
     if rule == "softmax":
-        scores = _softmax(scores, starts, group_of)
-    elif rule == "logistic":
+        return softmax(scores) if single else _softmax(scores, starts, group_of)
+    if rule == "logistic":
         expit(scores, out=scores)
-        scores /= np.add.reduceat(scores, starts, axis=1)[:, group_of]
+        scores /= scores.sum(axis=1, keepdims=True) if single else segment_reduce(np.add, scores, starts)[:, group_of]
+        return scores
+    raw = decisions.copy() if tie_break else None
+    np.clip(scores, -1, 1, out=scores)
+    scores += 1.0
+    scores /= 2.0
+    if single:  # scikit-learn's own order of operations
+        sums = scores.sum(axis=1)
+        zero = sums == 0
+        if zero.any():
+            scores[zero] = 1.0
+            sums[zero] = scores.shape[1]
+        scores /= sums[:, None]
     else:
-        raw = decisions.copy() if tie_break else None
-        np.clip(scores, -1, 1, out=scores)
-        scores += 1.0
-        scores /= 2.0
-        sums = np.add.reduceat(scores, starts, axis=1)
+        sums = segment_reduce(np.add, scores, starts)
         zero = sums == 0
         if zero.any():
             sizes = np.diff(np.append(starts, scores.shape[1]))
             scores[np.nonzero(zero[:, group_of])] = 1.0
             sums = np.where(zero, sizes[None, :].astype(float), sums)
         scores /= sums[:, group_of]
-        if tie_break:
-            top = np.maximum.reduceat(scores, starts, axis=1)[:, group_of]
-            ties = np.add.reduceat((scores == top).astype(np.int8), starts, axis=1) > 1  # (n x groups)
-            if ties.any():
-                mixed = ties[:, group_of]
-                tie_scores = scores * (1 - TIE_BREAK)
-                tie_scores += TIE_BREAK * _softmax(raw, starts, group_of)
-                scores[mixed] = tie_scores[mixed]
+    if tie_break:
+        top = segment_reduce(np.maximum, scores, starts)[:, group_of]
+        ties = segment_reduce(np.add, (scores == top).astype(np.int32), starts) > 1  # (n x groups)
+        if ties.any():
+            mixed = ties[:, group_of]
+            tie_scores = scores * (1 - TIE_BREAK)
+            tie_scores += TIE_BREAK * (softmax(raw) if single else _softmax(raw, starts, group_of))
+            scores[mixed] = tie_scores[mixed]
     return scores
 
 
 def _softmax(scores: np.ndarray, starts: np.ndarray, group_of: np.ndarray) -> np.ndarray:
-    if len(starts) == 1:
-        return softmax(scores)
-    scores -= np.maximum.reduceat(scores, starts, axis=1)[:, group_of]
+    scores -= segment_reduce(np.maximum, scores, starts)[:, group_of]
     np.exp(scores, out=scores)
-    scores /= np.add.reduceat(scores, starts, axis=1)[:, group_of]
+    scores /= segment_reduce(np.add, scores, starts)[:, group_of]
     return scores
 
 

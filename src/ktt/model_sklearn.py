@@ -100,21 +100,29 @@ class LevelSums:
             nodes = np.asarray(column_paths)[:, level] - hierarchy.level_offsets[level]
             order = np.argsort(nodes, kind="stable")
             present, starts = np.unique(nodes[order], return_index=True)
-            size = hierarchy.level_sizes[level]
-            identity = len(present) == size and np.array_equal(order, np.arange(len(order)))
-            self.levels.append((order, starts, present, size, identity and len(starts) == len(order)))
+            sorted_columns = bool(np.array_equal(order, np.arange(len(order))))
+            self.levels.append((nodes, starts, present, hierarchy.level_sizes[level], sorted_columns))
 
     def level(self, scores: np.ndarray, level: int) -> np.ndarray:
         """Summed scores (n x level size) of the leaves below each class of ``level`` (0 where none)."""
-        order, starts, present, size, identity = self.levels[level]
-        if identity:
+        from ktt.linear import segment_reduce
+
+        nodes, starts, present, size, sorted_columns = self.levels[level]
+        if sorted_columns and len(starts) == len(nodes) == size:
             return scores
-        summed = np.add.reduceat(scores[:, order], starts, axis=1)
+        summed = segment_reduce(np.add, scores if sorted_columns else scores[:, np.argsort(nodes, kind="stable")], starts)
         if len(present) == size:
             return summed
         full = np.zeros((len(scores), size))
         full[:, present] = summed
         return full
+
+    def chosen(self, scores: np.ndarray, level: int, classes: np.ndarray) -> np.ndarray:
+        """The summed scores (n,) of the leaves below one class of ``level`` per row (``classes``, 0-based in the level)."""
+        nodes = self.levels[level][0]
+        if len(scores) <= 8 or self.levels[level][4]:
+            return self.level(scores, level)[np.arange(len(scores)), classes]
+        return np.einsum("ij,ij->i", scores, nodes[None, :] == classes[:, None])
 
 
 class SklearnModel(Model, BaseEstimator):
@@ -196,9 +204,8 @@ class SklearnModel(Model, BaseEstimator):
         if hierarchy is None:
             raise KttError(f"{type(self).__name__} has no hierarchy; fit it first")
         scores = np.asarray(scores)
-        column_paths = self._column_paths()
-        paths = column_paths[np.argmax(scores, axis=1)]
-        return paths, self._path_scores(scores, paths, column_paths)
+        paths = self._column_paths()[np.argmax(scores, axis=1)]
+        return paths, self._path_scores(scores, paths)
 
     def _column_paths(self) -> np.ndarray:
         """The class-index path (n_columns x depth) of each score column's leaf, computed once."""
@@ -216,19 +223,34 @@ class SklearnModel(Model, BaseEstimator):
             self.__dict__["_level_sums_cache"] = cached
         return cached
 
-    def _path_scores(self, scores: np.ndarray, paths: np.ndarray, column_paths: np.ndarray) -> np.ndarray:
-        """Each predicted class's summed leaf scores (n x depth)."""
-        sums = self._level_sums()
+    def _path_scores(self, scores: np.ndarray, paths: np.ndarray, level_sums: list | None = None) -> np.ndarray:
+        """Each predicted class's summed leaf scores (n x depth).
+
+        ``level_sums`` are the per-level sums of the upper levels when the caller has them.
+        """
+        hierarchy, sums = self.hierarchy, self._level_sums()
         rows = np.arange(len(scores))
         path_scores = np.empty(paths.shape, dtype=float)
-        for level in range(paths.shape[1]):
-            path_scores[:, level] = sums.level(scores, level)[rows, paths[:, level] - self.hierarchy.level_offsets[level]]
+        for level in range(paths.shape[1] - 1):
+            classes = paths[:, level] - hierarchy.level_offsets[level]
+            path_scores[:, level] = (level_sums[level][rows, classes] if level_sums is not None
+                                     else sums.chosen(scores, level, classes))
+        path_scores[:, -1] = scores[rows, self._leaf_columns()[paths[:, -1]]]  # one column per leaf
         return path_scores
+
+    def _leaf_columns(self) -> np.ndarray:
+        """Score column of each class index (-1 where a class has none), computed once."""
+        cached = self.__dict__.get("_leaf_columns_cache")
+        if cached is None:
+            cached = np.full(len(self.hierarchy.classes), -1, dtype=np.int64)
+            cached[self._column_paths()[:, -1]] = np.arange(len(self.classes_))
+            self.__dict__["_leaf_columns_cache"] = cached
+        return cached
 
     def __getstate__(self):
         state = super().__getstate__().copy()
-        state.pop("_column_paths_cache", None)
-        state.pop("_level_sums_cache", None)
+        for cache in ("_column_paths_cache", "_level_sums_cache", "_leaf_columns_cache"):
+            state.pop(cache, None)
         return state
 
     def test(self, loader: Loader, return_encodings: bool = False) -> dict:
