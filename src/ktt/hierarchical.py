@@ -159,19 +159,30 @@ class ParentNodes:
         self.parent_of = np.asarray(hierarchy.parent_of)
 
     def conditionals(self, features) -> np.ndarray:
-        """Conditional probability (n x n_classes) of every class given its parent."""
-        conditional = np.tile(self.constant, (features.shape[0], 1))
+        """Conditional probability (n x n_classes) of every class given its parent.
+
+        A transposed view of :meth:`class_conditionals`.
+        """
+        return self.class_conditionals(features).T
+
+    def class_conditionals(self, features) -> np.ndarray:
+        """Conditional probabilities laid out classes x examples (C-ordered), for fast row gathers."""
+        conditional = np.repeat(self.constant[:, None], features.shape[0], axis=1)
         if self.scorer is not None:
-            known = self.class_column >= 0
-            conditional[:, known] = self.scorer.scores(features)[:, self.class_column[known]]
+            known = np.flatnonzero(self.class_column >= 0)
+            by_column = np.ascontiguousarray(self.scorer.scores(features).T)
+            conditional[known] = by_column[self.class_column[known]]
         return conditional
 
     def path_probabilities(self, conditional: np.ndarray) -> np.ndarray:
-        """Product of the conditionals along each leaf's path (n x n_leaves, hierarchy leaf order)."""
-        probabilities = conditional[:, self.leaf_paths[:, 0]]
+        """Product of the conditionals along each leaf's path (n x n_leaves, hierarchy leaf order).
+
+        ``conditional`` is laid out classes x examples (:meth:`class_conditionals`).
+        """
+        probabilities = conditional[self.leaf_paths[:, 0]]
         for level in range(1, self.leaf_paths.shape[1]):
-            probabilities *= conditional[:, self.leaf_paths[:, level]]
-        return probabilities
+            probabilities *= conditional[self.leaf_paths[:, level]]
+        return np.ascontiguousarray(probabilities.T)
 
     def greedy_paths(self, level_scores) -> np.ndarray:
         """Greedy top-down paths (n x depth): on every level, the best-scored child of the last choice.
@@ -358,7 +369,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
     def path_probabilities(self, features) -> np.ndarray:
         """Product of the conditional probabilities along each leaf's path (n x n_leaves; rows sum to 1)."""
         self._check_fitted()
-        return self.nodes_.path_probabilities(self.nodes_.conditionals(features))
+        return self.nodes_.path_probabilities(self.nodes_.class_conditionals(features))
 
     def paths_from_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Paths and per-level class probabilities from per-leaf scores.
