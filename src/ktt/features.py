@@ -29,6 +29,24 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ktt.errors import KttError
 
+#: ``char_ngrams="auto"``: the character n-grams used for short texts.
+AUTO_CHAR_NGRAMS = (2, 5)
+#: ``char_ngrams="auto"``: texts up to this median length (characters, preprocessed) get character n-grams.
+#: A text has about 4 character n-grams of 2-5 characters per character, so on long documents (news
+#: posts: median 1,100 characters) they multiply the features' size and cost by 5 to 6 while words
+#: already carry the evidence; names, titles and short descriptions gain from them (docs/models.md).
+AUTO_CHAR_MAX_LENGTH = 300
+
+
+def resolve_char_ngrams(char_ngrams, texts: Sequence[str]) -> tuple[int, int] | None:
+    """``char_ngrams`` with ``"auto"`` decided from the texts' median length."""
+    if char_ngrams == "off":  # a string for null, where a value must be one (Hydra's choice() takes no null)
+        return None
+    if char_ngrams == "auto":
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        return AUTO_CHAR_NGRAMS if len(lengths) and np.median(lengths) <= AUTO_CHAR_MAX_LENGTH else None
+    return tuple(int(n) for n in char_ngrams) if char_ngrams else None
+
 
 class TfidfFeatures(BaseEstimator):
     """Word (and character) tf-idf features of preprocessed texts.
@@ -37,9 +55,11 @@ class TfidfFeatures(BaseEstimator):
     ----------
     word_ngrams : int
         Word n-grams from 1 to ``word_ngrams`` words.
-    char_ngrams : tuple of (int, int) or None
+    char_ngrams : tuple of (int, int), "auto", "off" or None
         ``(low, high)``: character n-grams of ``low`` to ``high`` characters
-        inside word boundaries (scikit-learn's ``char_wb``); None: words only.
+        inside word boundaries (scikit-learn's ``char_wb``); None or ``"off"``: words only;
+        ``"auto"``: :data:`AUTO_CHAR_NGRAMS` when the median training text has
+        at most :data:`AUTO_CHAR_MAX_LENGTH` characters, else words only.
     min_df : int or float
         Minimum document count (int) or share (float) of a word n-gram.
     char_min_df : int or float
@@ -49,8 +69,12 @@ class TfidfFeatures(BaseEstimator):
 
     Attributes
     ----------
+    char_ngrams_ : tuple of (int, int) or None
+        The character n-grams in use (``char_ngrams`` with ``"auto"`` resolved).
     vectorizers_ : list of TfidfVectorizer
         The fitted blocks (words first).
+    n_word_features_ : int
+        Columns of the word block (the first columns).
     n_features_ : int
         Columns of the stacked matrix.
     """
@@ -63,11 +87,11 @@ class TfidfFeatures(BaseEstimator):
         self.char_min_df = char_min_df
         self.sublinear_tf = sublinear_tf
 
-    def _vectorizers(self) -> list[TfidfVectorizer]:
+    def _vectorizers(self, char_ngrams) -> list[TfidfVectorizer]:
         blocks = [TfidfVectorizer(ngram_range=(1, int(self.word_ngrams)), min_df=self.min_df,
                                   sublinear_tf=self.sublinear_tf)]
-        if self.char_ngrams:
-            low, high = self.char_ngrams
+        if char_ngrams:
+            low, high = char_ngrams
             blocks.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(int(low), int(high)),
                                           min_df=self.char_min_df, sublinear_tf=self.sublinear_tf))
         return blocks
@@ -84,7 +108,8 @@ class TfidfFeatures(BaseEstimator):
         texts = list(texts)
         if isinstance(self.min_df, int) and self.min_df > len(texts):
             raise KttError(f"min_df={self.min_df} is larger than the {len(texts)} training texts; lower min_df")
-        blocks, matrices = self._vectorizers(), []
+        char_ngrams = resolve_char_ngrams(self.char_ngrams, texts)
+        blocks, matrices = self._vectorizers(char_ngrams), []
         for vectorizer in blocks:
             try:
                 matrices.append(vectorizer.fit_transform(texts))
@@ -95,8 +120,10 @@ class TfidfFeatures(BaseEstimator):
                     raise KttError(f"min_df={vectorizer.min_df} leaves no terms in the vocabulary of the "
                                    f"{len(texts)} training texts; lower min_df") from None
                 raise
+        self.char_ngrams_ = char_ngrams
         self.vectorizers_ = blocks
         self.n_features_ = sum(len(v.vocabulary_) for v in blocks)
+        self.n_word_features_ = len(blocks[0].vocabulary_)
         self._transformers = None
         return _hstack(matrices)
 
@@ -126,6 +153,20 @@ class TfidfFeatures(BaseEstimator):
         matrix.has_sorted_indices = True
         matrix.has_canonical_format = True
         return matrix
+
+    def word_columns(self, features: sparse.csr_matrix) -> sparse.csr_matrix:
+        """The word block of a matrix from :meth:`transform` (its first ``n_word_features_`` columns)."""
+        if len(self.vectorizers_) == 1:
+            return features
+        keep = features.indices < self.n_word_features_
+        indptr = np.zeros(features.shape[0] + 1, dtype=np.int64)
+        counts = np.bincount(np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))[keep],
+                             minlength=features.shape[0])
+        np.cumsum(counts, out=indptr[1:])
+        word = sparse.csr_matrix((features.data[keep], features.indices[keep], indptr),
+                                 shape=(features.shape[0], self.n_word_features_))
+        word.has_sorted_indices = True
+        return word
 
     def block_slices(self) -> list[tuple[str, slice]]:
         """``(analyzer, columns)`` of each block in the stacked matrix."""

@@ -61,8 +61,10 @@ class TfidfLinearModel(SklearnModel):
         n-gram; ``auto`` follows the number of training texts (:func:`auto_min_df`).
     word_ngrams : int
         Word n-grams of 1 to ``word_ngrams`` words.
-    char_ngrams : list of two ints or None
-        ``[low, high]`` character n-grams inside word boundaries, or None.
+    char_ngrams : list of two ints, "auto", "off" or None
+        ``[low, high]`` character n-grams inside word boundaries, or None (``off``);
+        ``auto``: 2-5 when the median training text is short (at most 300
+        characters), none for long documents (:func:`ktt.features.resolve_char_ngrams`).
     sublinear_tf : bool
         Term frequency ``1 + log(tf)``.
     class_weight : None or "balanced"
@@ -85,7 +87,7 @@ class TfidfLinearModel(SklearnModel):
         "max_iter": [Interval(int, 1, None)],
         "min_df": [Options(("auto",)), Interval(int, 1, None), Interval(float, 0, 1, closed="right")],
         "word_ngrams": [Interval(int, 1, 5)],
-        "char_ngrams": [None, NgramRange(1, 10)],
+        "char_ngrams": [None, Options(("auto", "off")), NgramRange(1, 10)],
         "sublinear_tf": [bool],
         "class_weight": [None, Options(("balanced",))],
         "random_state": [None, Interval(int, 0, None)],
@@ -139,7 +141,7 @@ class TfidfLinearModel(SklearnModel):
     def _fit_features(self, texts: Sequence[str]):
         min_df = auto_min_df(len(texts)) if self.min_df == "auto" else self.min_df
         self.features_ = TfidfFeatures(word_ngrams=self.word_ngrams, min_df=min_df,
-                                       char_ngrams=tuple(self.char_ngrams) if self.char_ngrams else None,
+                                       char_ngrams=self.char_ngrams,
                                        char_min_df=min_df, sublinear_tf=self.sublinear_tf)
         return self.features_.fit_transform(texts)
 
