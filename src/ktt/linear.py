@@ -221,8 +221,6 @@ def segment_reduce(ufunc, matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
     thousands of texts by thousands of columns, the copy is cheap and the sums
     are tens of times faster.
     """
-    if matrix.shape[0] <= 8:
-        return ufunc.reduceat(matrix, starts, axis=1)
     return ufunc.reduceat(np.ascontiguousarray(matrix.T), starts, axis=0).T
 
 

@@ -120,7 +120,7 @@ class LevelSums:
     def chosen(self, scores: np.ndarray, level: int, classes: np.ndarray) -> np.ndarray:
         """The summed scores (n,) of the leaves below one class of ``level`` per row (``classes``, 0-based in the level)."""
         nodes = self.levels[level][0]
-        if len(scores) <= 8 or self.levels[level][4]:
+        if self.levels[level][4]:  # one way per model, whatever the batch: a row's scores never depend on it
             return self.level(scores, level)[np.arange(len(scores)), classes]
         return np.einsum("ij,ij->i", scores, nodes[None, :] == classes[:, None])
 
