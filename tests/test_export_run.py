@@ -19,8 +19,8 @@ def run_export(*args: str, cwd: Path, check: bool = True):
 def past_run(icd_sample, tmp_path_factory):
     """A finished training run with a reference set and no export."""
     cwd = tmp_path_factory.mktemp("past_run")
-    run_cli("reference=true", "dataset=file", f"dataset.path={icd_sample}", "min_df=2", "progress=false",
-            "plots=false", cwd=cwd)
+    run_cli("model=tfidf_lsgd", "sublinear_tf=false", "reference=true", "dataset=file", f"dataset.path={icd_sample}",
+            "min_df=2", "progress=false", "plots=false", cwd=cwd)
     (run,) = mlflow_runs(cwd)
     assert run.info.status == "FINISHED" and "ktt.export.onnx" not in run.data.tags
     return cwd, run
@@ -46,7 +46,7 @@ def test_export_the_latest_run_of_a_model_and_dataset_as_a_bento(past_run, icd_s
 
     cwd, run = past_run
     home = tmp_path / "bentoml"
-    result = run_export("run_id=latest", "dataset=file", f"dataset.path={icd_sample}", "export=bento",
+    result = run_export("run_id=latest", "model=tfidf_lsgd", "dataset=file", f"dataset.path={icd_sample}", "export=bento",
                         f"export.bentoml_home={home}", "export.max_latency_ms=5000", cwd=cwd)
     after = mlflow_client(cwd).get_run(run.info.run_id)
     tag = after.data.tags["ktt.bento_tag"]

@@ -25,4 +25,4 @@ def test_wheel_install_finds_configs_and_models(tmp_path):
     assert where.stdout.startswith(str(site))
     job = subprocess.run([sys.executable, "-m", "ktt", "loss=hinge", "--cfg", "job"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True)
-    assert "loss: hinge" in job.stdout and "_target_: models.tfidf_lsgd.TfidfLSGD" in job.stdout
+    assert "loss: hinge" in job.stdout and "_target_: models.tfidf_hsgd.TfidfHSGD" in job.stdout
