@@ -20,7 +20,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
-from ktt.errors import KttError
+from ktt.errors import KttError, error_line
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +46,25 @@ def configure(uri: str | None) -> None:
 def start_run(experiment: str, run_name: str | None = None, **kwargs) -> Iterator[mlflow.ActiveRun]:
     """Start a run that ends FINISHED only if the body completes.
 
-    Any exception ends it FAILED, with the error's first line as the ``ktt.error``
-    tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised.
+    Any exception ends it FAILED, with the error's line (:func:`ktt.errors.error_line`:
+    the user's cause and fix, or the type and first line of a bug) as the ``ktt.error``
+    tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised (even if
+    the store cannot record the end: the first error is the one to report).
     """
     mlflow.set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, **kwargs)
     try:
         yield run
-    except KeyboardInterrupt:
-        mlflow.set_tag(ERROR_TAG, "interrupted")
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        raise
     except BaseException as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        mlflow.set_tag(ERROR_TAG, message[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        killed = isinstance(error, KeyboardInterrupt)
+        try:
+            mlflow.set_tag(ERROR_TAG, "interrupted" if killed else error_line(error)[:5000])
+        except Exception as tag_error:  # noqa: BLE001 - still end the run, still raise the first error
+            log.warning("could not record the error in run %s: %s", run.info.run_id, error_line(tag_error))
+        try:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED))
+        except Exception as end_error:  # noqa: BLE001
+            log.warning("could not end run %s: %s", run.info.run_id, error_line(end_error))
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
@@ -215,9 +219,13 @@ def load_model(run_id: str, tracking_uri: str | None = None):
     expected = run.data.tags.get(SHA256_TAG)
     if expected is None:
         raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
-    local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
-    )
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
+        )
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        raise KttError(f"run {run_id} records a checkpoint, but {CHECKPOINT_DIR}/{CHECKPOINT_FILE} cannot be "
+                       f"downloaded from its artifacts ({error_line(error)})") from None
     return Model.from_checkpoint(local, sha256=expected)
 
 
