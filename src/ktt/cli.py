@@ -101,9 +101,16 @@ def precheck(argv: list[str]) -> None:
     overrides = _first_values(args.overrides)
     if overrides is None:
         return
-    message = _composition_error(overrides)
+    message = _composition_error(overrides, _hydra_paths(args.overrides), values=not args.cfg)
     if message:
         fail(message)
+
+
+def _hydra_paths(overrides: list[str]) -> dict[str, str]:
+    """``{folder: "hydra.run.dir=<folder>"}`` for the ``hydra.run.dir``/``hydra.sweep.dir`` overrides (to name
+    the setting behind an error in the folder; Hydra creates it before the job's config exists)."""
+    found = (re.match(r"^hydra\.(?:run|sweep)\.dir=(.+)$", o) for o in overrides)
+    return {match.group(1): match.group(0) for match in found if match}
 
 
 def _first_values(overrides: list[str]) -> list[str] | None:
@@ -130,12 +137,14 @@ def _first_values(overrides: list[str]) -> list[str] | None:
     return first
 
 
-def _composition_error(overrides: list[str]) -> str | None:
+def _composition_error(overrides: list[str], hydra_paths: dict[str, str] | None = None,
+                       values: bool = True) -> str | None:
+    """The first problem of the composed config: a bad override, then (with ``values``) a missing or bad value."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
 
-    from ktt.errors import missing_message, missing_settings
+    from ktt.errors import missing_message, missing_settings, set_context
 
     GlobalHydra.instance().clear()
     try:
@@ -146,10 +155,47 @@ def _composition_error(overrides: list[str]) -> str | None:
                 return _missing_option_message(error)
             except HydraException as error:
                 return _override_message(str(error), overrides)
+            set_context(cfg, paths=hydra_paths)  # names the setting behind a later error
+            if not values:  # --cfg job: show the config as it is
+                return None
             missing = missing_settings(cfg)
-            return missing_message(missing) if missing else None
+            return missing_message(missing) if missing else _settings_error(cfg)
     finally:
         GlobalHydra.instance().clear()
+
+
+def setting_constraints() -> dict[str, list]:
+    """The top-level settings of ``conf/config.yaml`` that no component validates, checked before Hydra starts."""
+    from ktt.params import Options
+
+    return {
+        "reference": [bool],
+        "reference_split": [Options(("train", "val", "test"))],
+        "plots": [bool],
+        "progress": [bool],
+        "evaluate_test": [bool],
+        "objective": [str],
+        "paths.cache_dir": [str],
+    }
+
+
+def _settings_error(cfg) -> str | None:
+    """``invalid reference_split='nope' (allowed: train, val, test)`` for a bad top-level setting, else None."""
+    from ktt.errors import KttError
+    from ktt.params import validate_params
+
+    values, constraints = {}, {}
+    for key, allowed in setting_constraints().items():
+        try:
+            values[key] = OmegaConf.select(cfg, key, throw_on_resolution_failure=True, throw_on_missing=True)
+        except Exception:  # noqa: BLE001 - an interpolation: judged when the job resolves it
+            continue
+        constraints[key] = allowed
+    try:
+        validate_params(values, constraints)
+    except KttError as error:
+        return str(error)
+    return None
 
 
 def _missing_option_message(error) -> str:

@@ -180,21 +180,56 @@ def _path_settings() -> list[tuple[Path, str]]:
         pairs.append((Path(os.path.abspath(os.path.expanduser(path))), f"{key}={value}"))
     config_values = _config_values()
     if config_values and config_values.get("tracking.uri") in (None, ""):  # MLflow's default store, in the cwd
-        for name in ("mlflow.db", "mlartifacts"):
+        for name in ("mlflow.db", "mlruns"):
             pairs.append((Path(os.path.abspath(name)), "tracking.uri=null (./mlflow.db)"))
     for path, setting in (_context.get("paths") or {}).items():
         pairs.append((Path(os.path.abspath(path)), setting))
     return pairs
 
 
-def _setting_for(filename: str) -> str | None:
-    """The setting (``key=value``) whose path holds ``filename``, the most specific one."""
+_FOLDER_KEYS = re.compile(r"(dir|home|root|folder|path|uri)$")
+
+
+#: Which settings a library's files come from (the library that raised an OSError narrows the candidates).
+_AREAS = {"mlflow": ("tracking.",), "alembic": ("tracking.",), "hydra": ("hydra.",), "bentoml": ("export.",),
+          "ktt.export": ("export.",), "ktt.data": ("dataset.", "paths."), "ktt.tracking": ("tracking.",)}
+
+
+def _origin(error: BaseException) -> tuple[str, ...]:
+    """Setting prefixes of the library that raised ``error`` (its deepest non-stdlib frame), or ()."""
+    tb, modules = error.__traceback__, []
+    while tb is not None:
+        modules.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    for module in reversed(modules):
+        for library, prefixes in _AREAS.items():
+            if module == library or module.startswith(library + "."):
+                return prefixes
+    return ()
+
+
+def _setting_for(filename: str, origin: tuple[str, ...] = ()) -> str | None:
+    """The setting (``key=value``) that names ``filename``, a folder above it or a file below it.
+
+    Settings of the ``origin`` area (e.g. ``tracking.`` when MLflow failed) come
+    first; then the most specific one wins; between equally specific ones, a folder
+    setting (``*_dir``, ``*home``, ...) for a path below it, the setting itself for the path.
+    """
     target = Path(os.path.abspath(filename))
-    best, depth = None, -1
+    best, rank = None, None
     for path, setting in _path_settings():
-        if target == path or path in target.parents or target in path.parents:
-            if len(path.parts) > depth:
-                best, depth = setting, len(path.parts)
+        key = setting.split("=", 1)[0]
+        area = 1 if origin and key.startswith(origin) else 0
+        if target == path:
+            score = (area, len(path.parts), 2)
+        elif path in target.parents:
+            score = (area, len(path.parts), 1 if _FOLDER_KEYS.search(key) and not key.endswith(".path") else 0)
+        elif target in path.parents:
+            score = (area, len(target.parts), 0)
+        else:
+            continue
+        if rank is None or score > rank:
+            best, rank = setting, score
     return best
 
 
@@ -223,9 +258,43 @@ def missing_message(keys: list[str]) -> str:
 def _omegaconf(error) -> str:
     key = getattr(error, "full_key", None)
     text = _first_line(error)
+    if not key and "interpolation" in text.lower():
+        broken = broken_settings()
+        if broken:
+            return f"invalid setting {broken[0]}: {text}"
     if key:
         return f"invalid setting {key}: {text}"
     return f"invalid config: {text}"
+
+
+def broken_settings(config: Any = None) -> list[str]:
+    """Settings (``key=raw value``) of the config (default: the context's) whose interpolation cannot be resolved."""
+    config = _context.get("config") if config is None else config
+    if config is None:
+        return []
+    try:
+        from omegaconf import OmegaConf
+
+        if not OmegaConf.is_config(config):
+            return []
+        raw = OmegaConf.to_container(config, resolve=False)
+    except Exception:  # noqa: BLE001
+        return []
+    broken = []
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        elif isinstance(node, str) and "${" in node:
+            key = prefix[:-1]
+            try:
+                OmegaConf.select(config, key, throw_on_resolution_failure=True, throw_on_missing=False)
+            except Exception:  # noqa: BLE001 - this one does not resolve
+                broken.append(f"{key}={node}")
+
+    walk({k: v for k, v in raw.items() if k != "hydra"}, "")
+    return broken
 
 
 def _instantiation(error) -> str | None:
@@ -250,12 +319,17 @@ def _instantiation(error) -> str | None:
 
 def _hydra(error) -> str | None:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("See https://hydra.cc")]
+    lines = [line for line in lines if not line.startswith(("See https://hydra.cc", "Error parsing override"))]
+    override = getattr(error, "override", None)
+    if override is not None:  # OverrideParseException
+        return (f"cannot parse the override {override!r}: {'; '.join(lines) or 'syntax error'} "
+                "(key=value; quote values with special characters, e.g. key='a,b')")
     return "; ".join(lines) if lines else None
 
 
-_WRITE = ("set {setting} to a place you can write, or fix its permissions",
-          "fix its permissions, or run ktt from a folder you can write (outputs/, mlflow.db and .ktt/ go there)")
+_WRITE = ("fix its permissions, or set {setting} to a place this user can read and write",
+          "fix its permissions, or run ktt from a folder this user can write (outputs/, mlflow.db, mlruns/ and "
+          ".ktt/ go there)")
 _SPACE = ("free some space, or set {setting} to another disk", "free some space, or use another disk")
 _PATH = ("check {setting}", "check the path")
 _NET = ("check that the server is up and its address ({setting})", "check that the server is up and its address")
@@ -293,7 +367,7 @@ def _os_error(error: OSError) -> str | None:
             return None
         return f"{what}; {without}"
     name = os.fsdecode(filename)
-    setting = _setting_for(name)
+    setting = _setting_for(name, _origin(error))
     if error.filename2 is not None:
         name = f"{name} -> {os.fsdecode(error.filename2)}"
     if setting:
@@ -311,8 +385,17 @@ def _tracking_uri() -> str | None:
         return None
 
 
+def _is_a(error: BaseException | None, qualified_name: str) -> bool:
+    """``isinstance`` by qualified class name (no import)."""
+    return error is not None and any(f"{c.__module__}.{c.__qualname__}" == qualified_name for c in type(error).__mro__)
+
+
 def _mlflow(error) -> str:
-    text = str(getattr(error, "message", None) or error)
+    cause = error.__cause__ or error.__context__
+    if _is_a(cause, "sqlalchemy.exc.SQLAlchemyError"):  # the store's database said no
+        return _database(cause)
+    text = "\n".join(line for line in str(getattr(error, "message", None) or error).splitlines()
+                     if not line.strip().startswith("(raised as a result of"))
     uri = _tracking_uri()
     where = f"tracking.uri={uri!r}" if uri else "tracking.uri"
     if type(error).__name__ == "UnsupportedModelRegistryStoreURIException" or "unsupported URI" in text:
@@ -326,15 +409,22 @@ def _mlflow(error) -> str:
     first = _first_line(text)
     if re.search(r"\b(API request to|Max retries exceeded|Connection refused|NewConnectionError)", text):
         return f"cannot reach the MLflow tracking server {where}: {first[:300]}; check that it runs"
-    return f"MLflow ({where}): {first[:500]}"
+    if "experiment name" in first.lower():
+        return f"MLflow: {first[:300]}; set tracking.experiment to a non-empty name"
+    return f"MLflow: {first[:500]} ({where})"
 
 
 def _database(error) -> str:
     from ktt.secrets import mask_error
 
-    uri = _tracking_uri()
-    hint = f"; check the database URL (tracking.uri={uri!r} or the dataset's) and that its server is up" if uri \
-        else "; check the database URL and that its server is up"
+    uri = _tracking_uri() or ""
+    if uri.startswith("sqlite:"):
+        hint = (f"; check that {uri.split(':///', 1)[-1]} is an MLflow database this user can write, in a writable "
+                "folder (tracking.uri)")
+    elif uri:
+        hint = f"; check tracking.uri={uri!r} (or the dataset's url) and that the database server is up"
+    else:
+        hint = "; check the database URL and that its server is up"
     return f"database error: {mask_error(error)}{hint}"
 
 
@@ -347,24 +437,26 @@ FIT_MESSAGES = (
     ("has to be greater than one", "the training split has a single class; the data needs at least two"),
     ("at least 2 classes", "the training split has a single class; the data needs at least two"),
 )
+#: Libraries whose ValueError inside a fit is about the data or the settings it was given.
+FIT_LIBRARIES = ("sklearn.", "joblib.", "scipy.")
 _FIT_FUNCTIONS = {"fit", "fit_transform", "_fit", "partial_fit", "_fit_binary", "_partial_fit"}
 
 
 def _fit_error(error: ValueError) -> str | None:
-    """A ValueError that sklearn raised inside a ``fit``: the data cannot be fitted."""
+    """A ValueError that sklearn (or joblib, scipy) raised inside a ``fit``: the data or settings cannot be fitted."""
     tb = error.__traceback__
     raised_in, functions = "", set()
     while tb is not None:
         functions.add(tb.tb_frame.f_code.co_name)
         raised_in = tb.tb_frame.f_globals.get("__name__", "")
         tb = tb.tb_next
-    if not raised_in.startswith("sklearn.") or not functions & _FIT_FUNCTIONS:
+    if not raised_in.startswith(FIT_LIBRARIES) or not functions & _FIT_FUNCTIONS:
         return None
     text = _first_line(error)
     for needle, message in FIT_MESSAGES:
         if needle in text:
             return message
-    return f"the model cannot be fitted on this data: {text}"
+    return f"the model cannot be fitted with these settings and data: {text}; check the model's settings"
 
 
 #: Qualified exception class name -> rule (error -> one line, or None: not a user error).
