@@ -304,6 +304,11 @@ CASES = [
     Case("unknown-resolver", BASE + ["dataset.text_col=${nope:x}"], r"invalid setting dataset\.text_col"),
     Case("hydra-run-dir-is-a-file", BASE + ["hydra.run.dir=tiny.csv"],
          r"already exists: tiny\.csv \(from hydra\.run\.dir=tiny\.csv\)"),
+    Case("unknown-launcher", BASE + ["hydra/launcher=nope"], r"unknown hydra/launcher 'nope' \(available: basic, joblib"),
+    Case("sweeper-setting-not-a-number", ["-m", "hparams_search=tfidf_lsgd", "hydra.sweeper.n_trials=abc", *BASE[:2]],
+         r"hydra\.sweeper\.n_trials=abc.*could not be converted to Integer"),
+    Case("launcher-without-workers", ["-m", *BASE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=0",
+                                      "loss=hinge,log_loss"], r"n_jobs == 0.*hydra\.launcher\.n_jobs", run="sweep"),
     Case("sweep-of-failures", ["-m", *BASE[:2], "plots=false", "loss=hinge,foo", "min_df=100000"],
          r"^2 of 2 sweep jobs failed: job 0 \(loss=hinge\), job 1 \(loss=foo\)$", run="sweep", status=1, cache=True),
     # ------------------------------------------------------------------ the tracking store
@@ -330,6 +335,10 @@ CASES = [
          run="failed", prepare=files(bad__parquet="text,category\n")),
     Case("truncated-json", ["dataset=file", "dataset.path=bad.json"], r"cannot read bad\.json as json", run="failed",
          prepare=files(bad__json='{"text": [1, 2')),
+    Case("data-path-is-a-folder", ["dataset=file", "dataset.path=mlruns"], r"dataset\.path=mlruns is a folder"),
+    Case("progress-bars-stay-off-stderr", ["dataset=file", "dataset.path=bad.csv", "min_df=100000", "plots=false"],
+         r"min_df=100000 is larger than the 8\d{3} training texts", run="failed", cache=True,
+         prepare=bad_csv([(f"word{i} thing", f"A > {i % 5}") for i in range(10_500)])),
     Case("unknown-suffix", ["dataset=file", "dataset.path=bad.txt"], r"cannot tell the format of bad\.txt",
          prepare=files(bad__txt="text")),
     Case("tsv-named-csv", BAD, r"column 'text' not found in bad\.csv", run="failed",
@@ -441,19 +450,22 @@ def _restore_permissions(cwd: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def outcomes(template, server, tmp_path_factory) -> dict[str, Outcome]:
-    """Every command case, run once: forked ones two at a time, then the subprocess ones."""
+def outcomes(template, server, tmp_path_factory, request) -> dict[str, Outcome]:
+    """Every selected command case, run once: forked ones two at a time, then the subprocess ones."""
     base = tmp_path_factory.mktemp("cases")
     ids = {"lsgd": template.lsgd, "hsgd_failed": template.hsgd_failed}
+    selected = {item.callspec.params["case"].id for item in request.session.items
+                if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)}
+    cases = [case for case in CASES if case.id in selected]
     prepared = {}
-    for case in CASES:
+    for case in cases:
         cwd = template.copy(base / case.id)
         if case.prepare:
             case.prepare(cwd, template)
         args = [arg.format(**ids) if "{" in arg and "${" not in arg else arg for arg in case.args]
         prepared[case.id] = (cwd, args, read_store(cwd), read_files(cwd))
 
-    forked = [case for case in CASES if not (case.subprocess or case.privileged)]
+    forked = [case for case in cases if not (case.subprocess or case.privileged)]
     results = dict(zip([c.id for c in forked], server.run(
         [command(c.module, prepared[c.id][1], prepared[c.id][0]) | {"env": c.env} for c in forked], parallel=2)))
 
@@ -466,12 +478,12 @@ def outcomes(template, server, tmp_path_factory) -> dict[str, Outcome]:
         (cwd.parent / f"{cwd.name}.err").write_text(result.stderr)
         return {"status": result.returncode, "seconds": 0.0}
 
-    others = [case for case in CASES if case.subprocess or case.privileged]
+    others = [case for case in cases if case.subprocess or case.privileged]
     with ThreadPoolExecutor(2) as pool:
         results.update(zip([c.id for c in others], pool.map(real, others)))
 
     found = {}
-    for case in CASES:
+    for case in cases:
         cwd, _, store, before = prepared[case.id]
         _restore_permissions(cwd)
         found[case.id] = Outcome(results[case.id]["status"], (base / f"{case.id}.out").read_text(),

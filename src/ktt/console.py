@@ -4,7 +4,8 @@ By default (quiet) the console gets ktt's (and Hydra's) log lines and the result
 table; other libraries' log records below ERROR (MLflow's ``INFO Creating a new
 experiment``, alembic's migrations, ...) and Python warnings (MLflow's pyfunc
 and cloudpickle notes, SQLAlchemy deprecations, ...) go to the job's log file
-only, and MLflow's artifact download bars are off. A user error is one line on
+only, MLflow's artifact download bars are off, and so are progress bars when
+stderr is not a terminal. A user error is one line on
 stderr, ``ktt: error: <cause>; <fix>``, with no traceback.
 
 ``--verbose`` (``-v``), ``KTT_VERBOSE=1`` or ``HYDRA_FULL_ERROR=1`` shows all of
@@ -52,6 +53,8 @@ def setup() -> None:
         return
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
+    if not _is_terminal(sys.stderr):  # progress bars in a log or a pipe are noise around the error line
+        os.environ.setdefault("TQDM_DISABLE", "1")
     logging.captureWarnings(True)  # warnings become log records of "py.warnings": the log file, not the console
     for name in ("alembic", "sqlalchemy.engine"):  # as MLflow sets them when it configures its own logging
         if logging.getLogger(name).level == logging.NOTSET:
@@ -60,6 +63,13 @@ def setup() -> None:
     if not root.handlers:  # until the command configures logging, nothing falls back to stderr
         root.addHandler(logging.NullHandler())
     quiet_console()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class ConsoleFilter(logging.Filter):

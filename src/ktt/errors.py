@@ -318,8 +318,17 @@ def _instantiation(error) -> str | None:
 
 
 def _hydra(error) -> str | None:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = str(error)
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+    if missing and getattr(error, "options", None) is not None:  # MissingConfigException: an unknown group option
+        group, option = missing.groups()
+        return f"unknown {group} {option!r} (available: {', '.join(error.options) or 'none'})"
+    text = text.split("\nConfig search path:", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(("See https://hydra.cc", "Error parsing override"))]
+    cause = error.__cause__
+    if cause is not None and _first_line(cause) and _first_line(cause) not in lines:
+        lines.append(_first_line(cause))  # "Error merging override x=abc" needs its why
     override = getattr(error, "override", None)
     if override is not None:  # OverrideParseException
         return (f"cannot parse the override {override!r}: {'; '.join(lines) or 'syntax error'} "
@@ -450,9 +459,11 @@ def _fit_error(error: ValueError) -> str | None:
         functions.add(tb.tb_frame.f_code.co_name)
         raised_in = tb.tb_frame.f_globals.get("__name__", "")
         tb = tb.tb_next
+    text = _first_line(error)
+    if raised_in.startswith("joblib.") and not functions & _FIT_FUNCTIONS:  # e.g. hydra.launcher.n_jobs=0
+        return f"invalid parallel settings: {text}; check n_jobs and hydra.launcher.n_jobs"
     if not raised_in.startswith(FIT_LIBRARIES) or not functions & _FIT_FUNCTIONS:
         return None
-    text = _first_line(error)
     for needle, message in FIT_MESSAGES:
         if needle in text:
             return message

@@ -98,7 +98,7 @@ USAGE = 'send {"text": "..."} or {"texts": ["...", ...]} with Content-Type: appl
 class RequestGuard:
     """Refuse, with ktt's own ``{"error": ...}`` body and one WARNING log line, what the API cannot parse.
 
-    For requests with a body (POST, PUT, PATCH):
+    For POST requests (what every ktt API takes):
 
     * a ``Content-Type`` that is not JSON (``text/plain``, a form, none): 415;
     * a body over ``max_bytes``: 413 (see :class:`BodySizeLimit`);
@@ -119,7 +119,7 @@ class RequestGuard:
         Deepest accepted nesting of arrays and objects.
     """
 
-    METHODS = ("POST", "PUT", "PATCH")
+    METHODS = ("POST",)
 
     def __init__(self, app, max_bytes: int = 1_048_576, max_depth: int = MAX_JSON_DEPTH):
         self.app = app
