@@ -471,7 +471,9 @@ def outcomes(template, server, tmp_path_factory, request) -> dict[str, Outcome]:
 
     def real(case):
         cwd, args = prepared[case.id][:2]
-        prefix = SETPRIV if case.privileged else []
+        prefix = SETPRIV if case.privileged and os.geteuid() == 0 else []  # root ignores chmod without it
+        if prefix and not shutil.which("setpriv"):
+            return None
         result = subprocess.run([*prefix, sys.executable, "-m", case.module, *args], cwd=cwd, capture_output=True,
                                 text=True, env=cli_env(case.env), timeout=300)
         (cwd.parent / f"{cwd.name}.out").write_text(result.stdout)
@@ -486,6 +488,8 @@ def outcomes(template, server, tmp_path_factory, request) -> dict[str, Outcome]:
     for case in cases:
         cwd, _, store, before = prepared[case.id]
         _restore_permissions(cwd)
+        if results[case.id] is None:
+            continue
         found[case.id] = Outcome(results[case.id]["status"], (base / f"{case.id}.out").read_text(),
                                  (base / f"{case.id}.err").read_text(), store, read_store(cwd), before,
                                  read_files(cwd), results[case.id]["seconds"])
@@ -496,6 +500,8 @@ def outcomes(template, server, tmp_path_factory, request) -> dict[str, Outcome]:
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_a_bad_input_is_one_line_and_changes_nothing_else(case, outcomes):
+    if case.id not in outcomes:
+        pytest.skip("permission cases run as root need setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
     outcome = outcomes[case.id]
     lines = outcome.stderr.rstrip("\n").splitlines()
     assert len(lines) == 1 and lines[0].startswith(ERROR), outcome.stderr[-3000:]
