@@ -167,7 +167,8 @@ def missing_settings(config: Any = None) -> list[str]:
 def _path_settings() -> list[tuple[Path, str]]:
     """Settings of the context that name a file or folder, as (absolute path, ``key=value``)."""
     pairs: list[tuple[Path, str]] = []
-    for key, value in _config_values().items():
+    config_values = _config_values()
+    for key, value in config_values.items():
         if not isinstance(value, str) or not value or "\n" in value:
             continue
         path = value
@@ -178,7 +179,6 @@ def _path_settings() -> list[tuple[Path, str]]:
         elif "://" in value or not any(sep in value for sep in ("/", ".")):
             continue
         pairs.append((Path(os.path.abspath(os.path.expanduser(path))), f"{key}={value}"))
-    config_values = _config_values()
     if config_values and config_values.get("tracking.uri") in (None, ""):  # MLflow's default store, in the cwd
         for name in ("mlflow.db", "mlruns"):
             pairs.append((Path(os.path.abspath(name)), "tracking.uri=null (./mlflow.db)"))
