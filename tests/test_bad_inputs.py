@@ -553,6 +553,17 @@ def test_verbose_shows_the_traceback_then_the_line(template, server, tmp_path):
         assert lines[-1].startswith("ktt: error: invalid loss='foo'")
 
 
+def test_allow_unfinished_exports_a_failed_run_and_tags_it(template, server, tmp_path):
+    cwd = template.copy(tmp_path / "allowed")
+    run_status("FAILED")(cwd, template)
+    (result,) = server.run([command("ktt.export", [f"run_id={template.lsgd}", "export=onnx", "allow_unfinished=true"],
+                                    cwd)])
+    assert result["status"] == 0 and (tmp_path / "allowed.err").read_text() == ""
+    run = read_store(cwd)["runs"][template.lsgd]
+    assert run["status"] == "FAILED" and run["tags"]["ktt.export.allow_unfinished"] == "true"
+    assert run["tags"]["ktt.export.onnx"].endswith("/export/onnx/model.onnx")
+
+
 def test_a_bug_keeps_its_traceback():
     """An exception no rule claims is not a user error: the CLI boundary re-raises it."""
     from ktt.errors import error_line, user_message
