@@ -176,13 +176,26 @@ def test_predict_single_and_batch_forms(served):
     ({"texts": ["Cholera", 3]}, '"texts"[1] must be a string, got a number'),
     ({"texts": ["Cholera", ""]}, '"texts"[1] is empty'),
     ({"text": "a", "texts": ["b"]}, 'either "text" or "texts"'),
-    (b"{not json", "validation error"),
-    (b'["a", "b"]', "validation error"),
+    (b"{not json", "invalid JSON: "),
+    (b'["a", "b"]', "the body must be a JSON object, got an array"),
+    (b"[" * 10_000 + b"]" * 10_000, "JSON nested too deeply"),
 ])
 def test_bad_requests_get_400_with_a_message(served, body, message):
     response = predict(served["url"], body)
     assert response.status_code == 400
-    assert message in response.json()["error"]
+    assert response.json() == {"error": response.json()["error"]} and message in response.json()["error"]
+
+
+def test_non_json_content_types_get_415_and_refusals_are_one_warning_line(served):
+    for content_type, body in (("text/plain", b'{"text": "Cholera"}'), ("application/x-www-form-urlencoded", b"text=x")):
+        response = requests.post(f"{served['url']}/predict", data=body, headers={"content-type": content_type},
+                                 timeout=30)
+        assert response.status_code == 415 and "Content-Type" in response.json()["error"]
+    assert predict(served["url"], b"{not json").status_code == 400
+    log = served["log"].read_text()
+    assert "Traceback" not in log and "validation error" not in log
+    assert re.search(r"WARNING.*415 POST /predict: unsupported Content-Type 'text/plain'", log), log[-3000:]
+    assert re.search(r"WARNING.*400 POST /predict: invalid JSON", log), log[-3000:]
 
 
 def test_oversized_bodies_get_413_and_the_service_stays_up(served):

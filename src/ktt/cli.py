@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ktt.errors import KttError
 
 CONFIG_MODULE = "ktt.conf"
 CONFIG_NAME = "config"
@@ -29,58 +29,88 @@ def register_resolvers() -> None:
 
 def fail(message: str, status: int = 2) -> None:
     """Print ``ktt: error: <message>`` on stderr and exit."""
-    print(f"ktt: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    from ktt.console import fail as console_fail
+
+    console_fail(message, status)
 
 
 def catch_user_errors(task):
-    """Turn a :class:`KttError` raised by a job into one line on stderr and exit status 2.
+    """Turn an error the user caused (see :mod:`ktt.errors`) into one line on stderr and exit status 2.
 
     Ctrl-C is one line too (``ktt: error: interrupted``, status 130, as shells
-    report an interrupted command). In a multirun both are re-raised instead, so
-    the launcher records the failed job and goes on with the others, and the sweep
-    handles the interruption.
+    report an interrupted command). A bug keeps its traceback. In a multirun
+    errors are re-raised instead, so the launcher records the failed job and goes
+    on with the others, and the sweep handles the interruption.
     """
 
     @functools.wraps(task)
     def wrapper(cfg):
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from ktt.console import report
+        from ktt.errors import set_context
+
+        hydra_cfg = HydraConfig.get()
+        set_context(cfg, paths={hydra_cfg.runtime.output_dir: f"hydra.run.dir={hydra_cfg.runtime.output_dir}"})
         try:
             return task(cfg)
-        except (KttError, KeyboardInterrupt) as error:
-            from hydra.core.hydra_config import HydraConfig
-            from hydra.types import RunMode
-
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
+        except (Exception, KeyboardInterrupt) as error:
+            if hydra_cfg.mode == RunMode.MULTIRUN:
                 raise
-            if isinstance(error, KeyboardInterrupt):
-                fail("interrupted", status=130)
-            fail(str(error))
+            report(error)  # exits, unless it is a bug
+            raise
 
     return wrapper
+
+
+def run_command(command) -> None:
+    """Run a command's body: a user error that escapes it is one line and status 2 (a bug keeps its traceback).
+
+    Hydra prints errors raised outside the task (its output folder, callbacks,
+    config composition) itself, with a traceback, unless ``HYDRA_FULL_ERROR`` is
+    set: it is set here so that they reach :func:`ktt.console.report`.
+    """
+    from ktt.console import VERBOSE_ENV, report, verbose
+
+    os.environ[VERBOSE_ENV] = "1" if verbose() else "0"  # decided before HYDRA_FULL_ERROR is set below
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return command()
+    except Exception as error:
+        report(error)
+        raise
 
 
 def precheck(argv: list[str]) -> None:
     """Compose the config once, as Hydra will, and report a bad override in one line.
 
-    Unknown keys (``los=hinge``) and unknown group options (``model=foo``) exit
-    with status 2 and a line naming the key and what is allowed. Sweeps are checked
-    with their first value. Anything this check cannot judge is left to Hydra.
+    Unknown keys (``los=hinge``), unknown group options (``model=foo``), unknown
+    flags and required settings left out (``dataset=file`` without ``dataset.path``)
+    exit with status 2 and a line naming the key and what is allowed. Sweeps are
+    checked with their first value. Anything this check cannot judge is left to Hydra.
     """
     from hydra._internal.utils import get_args_parser
 
-    try:
-        args = get_args_parser().parse_args(argv)
-    except SystemExit:
-        return  # Hydra's parser will report it
+    parser = get_args_parser()
+    parser.error = lambda message: fail(f"{message} (see --help)")  # argparse's usage + error, in one line
+    args = parser.parse_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_dir \
             or args.config_path or args.config_name or args.experimental_rerun:
         return
     overrides = _first_values(args.overrides)
     if overrides is None:
         return
-    message = _composition_error(overrides)
+    message = _composition_error(overrides, _hydra_paths(args.overrides), values=not args.cfg)
     if message:
         fail(message)
+
+
+def _hydra_paths(overrides: list[str]) -> dict[str, str]:
+    """``{folder: "hydra.run.dir=<folder>"}`` for the ``hydra.run.dir``/``hydra.sweep.dir`` overrides (to name
+    the setting behind an error in the folder; Hydra creates it before the job's config exists)."""
+    found = (re.match(r"^hydra\.(?:run|sweep)\.dir=(.+)$", o) for o in overrides)
+    return {match.group(1): match.group(0) for match in found if match}
 
 
 def _first_values(overrides: list[str]) -> list[str] | None:
@@ -107,23 +137,65 @@ def _first_values(overrides: list[str]) -> list[str] | None:
     return first
 
 
-def _composition_error(overrides: list[str]) -> str | None:
+def _composition_error(overrides: list[str], hydra_paths: dict[str, str] | None = None,
+                       values: bool = True) -> str | None:
+    """The first problem of the composed config: a bad override, then (with ``values``) a missing or bad value."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
+
+    from ktt.errors import missing_message, missing_settings, set_context
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
             try:
-                compose(CONFIG_NAME, overrides=overrides)
-                return None
+                cfg = compose(CONFIG_NAME, overrides=overrides)
             except MissingConfigException as error:
                 return _missing_option_message(error)
             except HydraException as error:
                 return _override_message(str(error), overrides)
+            set_context(cfg, paths=hydra_paths)  # names the setting behind a later error
+            if not values:  # --cfg job: show the config as it is
+                return None
+            missing = missing_settings(cfg)
+            return missing_message(missing) if missing else _settings_error(cfg)
     finally:
         GlobalHydra.instance().clear()
+
+
+def setting_constraints() -> dict[str, list]:
+    """The top-level settings of ``conf/config.yaml`` that no component validates, checked before Hydra starts."""
+    from ktt.params import Options
+
+    return {
+        "reference": [bool],
+        "reference_split": [Options(("train", "val", "test"))],
+        "plots": [bool],
+        "progress": [bool],
+        "evaluate_test": [bool],
+        "objective": [str],
+        "paths.cache_dir": [str],
+    }
+
+
+def _settings_error(cfg) -> str | None:
+    """``invalid reference_split='nope' (allowed: train, val, test)`` for a bad top-level setting, else None."""
+    from ktt.errors import KttError
+    from ktt.params import validate_params
+
+    values, constraints = {}, {}
+    for key, allowed in setting_constraints().items():
+        try:
+            values[key] = OmegaConf.select(cfg, key, throw_on_resolution_failure=True, throw_on_missing=True)
+        except Exception:  # noqa: BLE001 - an interpolation: judged when the job resolves it
+            continue
+        constraints[key] = allowed
+    try:
+        validate_params(values, constraints)
+    except KttError as error:
+        return str(error)
+    return None
 
 
 def _missing_option_message(error) -> str:

@@ -20,7 +20,7 @@ import mlflow
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
-from ktt.errors import KttError
+from ktt.errors import KttError, error_line
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +37,82 @@ RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "pyarr
 
 
 def configure(uri: str | None) -> None:
-    """Point MLflow at ``uri`` (None keeps MLflow's default: ``sqlite:///mlflow.db`` in the cwd)."""
+    """Point MLflow at ``uri`` (None keeps MLflow's default: ``sqlite:///mlflow.db`` in the cwd).
+
+    A tracking server or database that does not answer fails here, in seconds,
+    rather than after MLflow's retries (minutes).
+
+    Raises
+    ------
+    KttError
+        If the server or database cannot be reached.
+    """
     if uri:
         mlflow.set_tracking_uri(uri)
+    check_reachable(mlflow.get_tracking_uri())
+
+
+#: Seconds to wait for a tracking server or database before giving up.
+CONNECT_TIMEOUT_S = 10
+
+
+def check_reachable(uri: str) -> None:
+    """Connect once to an ``http(s)://`` tracking server or a database store (not SQLite); raise if it fails."""
+    from ktt.secrets import mask_error, mask_text
+
+    scheme = uri.split(":", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("http", "https"):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=CONNECT_TIMEOUT_S)
+        except requests.RequestException as error:
+            reason = "timed out" if isinstance(error, requests.Timeout) else "connection refused or failed"
+            raise KttError(f"cannot reach the MLflow tracking server {mask_text(uri)} ({reason}); start it "
+                           "(mlflow server) or fix tracking.uri") from None
+    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        import sqlalchemy
+
+        timeout = {"postgresql": {"connect_timeout": CONNECT_TIMEOUT_S},
+                   "mysql": {"connect_timeout": CONNECT_TIMEOUT_S}}.get(scheme.split("+")[0], {})
+        try:
+            engine = sqlalchemy.create_engine(uri, connect_args=timeout)
+            try:
+                with engine.connect():
+                    pass
+            finally:
+                engine.dispose()
+        except ImportError as error:
+            raise KttError(f"tracking.uri={mask_text(uri)!r} needs a database driver that is not installed "
+                           f"({error.name or error})") from None
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            raise KttError(f"cannot connect to the MLflow tracking database {mask_text(uri)}: {mask_error(error)}; "
+                           "check that it runs and tracking.uri") from None
 
 
 @contextlib.contextmanager
 def start_run(experiment: str, run_name: str | None = None, **kwargs) -> Iterator[mlflow.ActiveRun]:
     """Start a run that ends FINISHED only if the body completes.
 
-    Any exception ends it FAILED, with the error's first line as the ``ktt.error``
-    tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised.
+    Any exception ends it FAILED, with the error's line (:func:`ktt.errors.error_line`:
+    the user's cause and fix, or the type and first line of a bug) as the ``ktt.error``
+    tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised (even if
+    the store cannot record the end: the first error is the one to report).
     """
     mlflow.set_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, **kwargs)
     try:
         yield run
-    except KeyboardInterrupt:
-        mlflow.set_tag(ERROR_TAG, "interrupted")
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
-        raise
     except BaseException as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        mlflow.set_tag(ERROR_TAG, message[:5000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        killed = isinstance(error, KeyboardInterrupt)
+        try:
+            mlflow.set_tag(ERROR_TAG, "interrupted" if killed else error_line(error)[:5000])
+        except Exception as tag_error:  # noqa: BLE001 - still end the run, still raise the first error
+            log.warning("could not record the error in run %s: %s", run.info.run_id, error_line(tag_error))
+        try:
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED))
+        except Exception as end_error:  # noqa: BLE001
+            log.warning("could not end run %s: %s", run.info.run_id, error_line(end_error))
         raise
     else:
         mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
@@ -215,10 +267,19 @@ def load_model(run_id: str, tracking_uri: str | None = None):
     expected = run.data.tags.get(SHA256_TAG)
     if expected is None:
         raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
-    local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
-    )
-    return Model.from_checkpoint(local, sha256=expected)
+    uri = checkpoint_uri(run_id)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
+        )
+    except (mlflow.exceptions.MlflowException, OSError) as error:
+        reason = str(getattr(error, "message", None) or error).strip().splitlines()
+        raise KttError(f"run {run_id} records a checkpoint, but {uri} cannot be downloaded: "
+                       f"{reason[0] if reason else type(error).__name__}") from None
+    try:
+        return Model.from_checkpoint(local, sha256=expected)
+    except KttError as error:  # name the run's artifact, not the download's temporary copy
+        raise KttError(str(error).replace(str(local), uri)) from None
 
 
 def ui_hint(run) -> str:

@@ -11,7 +11,8 @@ model sees adaptive batches:
 * ``TfidfHSGD`` (HTTP): ``POST /predict`` with ``{"text": "..."}`` answers
   ``{"path": [...], "scores": [...]}``; ``{"texts": ["...", ...]}`` answers
   ``{"predictions": [{"path": ..., "scores": ...}, ...]}``. A missing, non-string
-  or empty text gets 400 ``{"error": ...}``, a body over ``max_body_bytes`` 413.
+  or empty text gets 400 ``{"error": ...}``, as does a body that is not a JSON object (or is
+  nested too deeply); a body over ``max_body_bytes`` gets 413, a Content-Type other than JSON 415.
 * ``TfidfHSGDClassifier``: the checkpoint (verified by its sha256) behind
   ``classify``, batched up to ``max_batch_size`` texts within ``max_latency_ms``;
   it feeds the monitoring hook when the bento has a reference set.
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import Field
 
-from ktt.serving import BodySizeLimit, ModelRuntime, RequestHandler, ServiceSettings
+from ktt.serving import ModelRuntime, RequestGuard, RequestHandler, ServiceSettings
 
 SETTINGS = ServiceSettings.load(__file__)
 
@@ -61,4 +62,4 @@ class TfidfHSGD:
         return await self.handler.predict(text, texts, self.classifier.to_async.classify)
 
 
-TfidfHSGD.add_asgi_middleware(BodySizeLimit, max_bytes=SETTINGS.max_body_bytes)
+TfidfHSGD.add_asgi_middleware(RequestGuard, max_bytes=SETTINGS.max_body_bytes)

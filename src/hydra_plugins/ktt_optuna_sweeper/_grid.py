@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def failure_line(result: JobReturn) -> str:
-    """The first line of a failed job's error."""
-    error = result._return_value
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """A failed job's error in one line (:func:`ktt.errors.error_line`)."""
+    from ktt.errors import error_line
+
+    return error_line(result._return_value)
 
 
 def run_grid(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:

@@ -172,9 +172,9 @@ def _jobs_run(study: optuna.Study, mine: Sequence[int], pending: Sequence[optuna
 def tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> None:
     """Report one job to Optuna: its return value if it is a number, else a FAIL trial."""
     if result.status != JobStatus.COMPLETED:
-        error = result._return_value
-        text = str(error).strip()
-        fail(study, trial, text.splitlines()[0] if text else type(error).__name__)
+        from ktt.errors import error_line
+
+        fail(study, trial, error_line(result._return_value))
         return
     value = result.return_value
     try:

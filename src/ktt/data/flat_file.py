@@ -64,6 +64,8 @@ class FlatFileAdapter(Adapter):
         super().validate()
         if not self.delimiter:
             raise KttError("invalid delimiter='' (allowed: a non-empty string, e.g. ' > ')")
+        if Path(self.path).is_dir():
+            raise KttError(f"dataset.path={self.path} is a folder; give the data file in it")
         if not Path(self.path).is_file():
             raise KttError(f"dataset file {self.path} does not exist")
         self._format()

@@ -8,6 +8,7 @@ fingerprint, adapter settings, row counts, dropped rows).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 
 SPLITS = ("train", "val", "test")
+#: What every meta.json holds.
+META_KEYS = ("name", "source", "settings", "rows_read", "rows_dropped", "sizes", "level_sizes")
 
 
 class IntermediateDataset:
@@ -36,8 +39,12 @@ class IntermediateDataset:
         self.path = Path(path)
         if not (self.path / "meta.json").is_file():
             raise KttError(f"{self.path} is not a ktt intermediate dataset (no meta.json)")
-        self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
-        self.hierarchy = Hierarchy.from_json(self.path / "hierarchy.json")
+        with damaged(self.path):
+            self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
+            lacking = sorted(set(META_KEYS) - set(self.meta))
+            if lacking:
+                raise KeyError(f"meta.json has no {', '.join(lacking)}")
+            self.hierarchy = Hierarchy.from_json(self.path / "hierarchy.json")
 
     @property
     def name(self) -> str:
@@ -47,7 +54,8 @@ class IntermediateDataset:
         """The ``text`` and ``codes`` of one split."""
         if name not in SPLITS:
             raise KttError(f"unknown split {name!r} (allowed: {', '.join(SPLITS)})")
-        return pd.read_parquet(self.path / f"{name}.parquet")
+        with damaged(self.path):
+            return pd.read_parquet(self.path / f"{name}.parquet")
 
     def leaf_targets(self, frame: pd.DataFrame) -> np.ndarray:
         """Leaf class names of a split's rows."""
@@ -60,11 +68,25 @@ class IntermediateDataset:
 
         cache = self.path / "preprocessed" / f"{name}.parquet"
         if cache.is_file():
-            return pd.read_parquet(cache)["text"].tolist()
+            with damaged(self.path):
+                return pd.read_parquet(cache)["text"].tolist()
         texts = preprocess(self.split(name)["text"].tolist(), progress=progress)
         cache.parent.mkdir(exist_ok=True)
         write_atomic(cache, lambda tmp: pd.DataFrame({"text": texts}).to_parquet(tmp, index=False))
         return texts
+
+
+@contextlib.contextmanager
+def damaged(path: Path):
+    """Turn a cache file that cannot be parsed (truncated, edited, another version's) into a one-line error."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        raise KttError(f"the cached dataset {path} is incomplete ({Path(error.filename or '?').name} is missing); "
+                       f"delete {path} to rebuild it") from None
+    except (ValueError, KeyError, TypeError, IndexError) as error:  # JSON, Parquet (ArrowInvalid) or content errors
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise KttError(f"the cached dataset {path} is damaged ({text[:200]}); delete {path} to rebuild it") from None
 
 
 def write_dataset(

@@ -307,7 +307,8 @@ class SQLAdapter(Adapter):
         required = {"id_col": self.id_col, "text_col": self.text_col, "class_col": self.class_col}
         item_ids, texts, class_index = [], [], []
         start = time.perf_counter()
-        with tqdm(desc=f"reading {self.name}", unit=" rows", unit_scale=True, disable=not self.progress) as bar:
+        with tqdm(desc=f"reading {self.name}", unit=" rows", unit_scale=True,
+                  disable=None if self.progress else True) as bar:  # None: only on a terminal
             for chunk in self._chunks(connection, "items_query", required):
                 ids, id_hashes = _id_column(chunk[self.id_col])
                 text = chunk[self.text_col]

@@ -230,6 +230,38 @@ def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
     return ExportResult("bento", run_id, summary, {"tag": tag, "bentoml_home": home, "monitoring": bool(reference)})
 
 
+def check_exportable(run, allow_unfinished: bool = False) -> bool:
+    """Refuse to export a run that did not finish, unless ``allow_unfinished``.
+
+    A FAILED, KILLED or still RUNNING run may hold a checkpoint, but not one that
+    its own run vouches for; a deleted run is never exported.
+
+    Returns
+    -------
+    bool
+        True if the run is not FINISHED (and ``allow_unfinished`` let it through).
+
+    Raises
+    ------
+    KttError
+        Naming the run's status (and its ``ktt.error``) and the override that exports it anyway.
+    """
+    from ktt.tracking import ERROR_TAG
+
+    run_id, status = run.info.run_id, run.info.status
+    if run.info.lifecycle_stage == "deleted":
+        raise KttError(f"run {run_id} is deleted; restore it (mlflow runs restore --run-id {run_id}) to export it")
+    if status == "FINISHED":
+        return False
+    if allow_unfinished:
+        log.warning("exporting run %s although it is %s (allow_unfinished=true)", run_id, status)
+        return True
+    error = run.data.tags.get(ERROR_TAG)
+    because = f" ({error[:200]})" if error else ""
+    raise KttError(f"run {run_id} is {status}{because}, not FINISHED; export a finished run, "
+                   "or add allow_unfinished=true to export it anyway")
+
+
 def find_run(client, run_id: str, experiment: str, model_target: str) -> str:
     """Resolve ``run_id``: an id as is (it must exist), or ``latest``.
 

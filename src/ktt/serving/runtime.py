@@ -130,6 +130,7 @@ class RequestHandler:
         try:
             items, single = parse_texts(text, texts)
         except InputError as error:
+            log.warning("400 POST /predict: %s", error)  # one line, as RequestGuard logs its refusals
             return JSONResponse({"error": str(error)}, status_code=400)
         processed = await self.preprocess(items)
         size = self.settings.max_batch_size

@@ -115,7 +115,7 @@ def record_failure(config, error: BaseException) -> None:
     config : DictConfig
         The job's config (with its ``hydra`` node).
     error : BaseException
-        What the job raised; its first line becomes the ``ktt.error`` tag.
+        What the job raised; its line (:func:`ktt.errors.error_line`) becomes the ``ktt.error`` tag.
     """
     parent = current()
     if parent is None:
@@ -123,7 +123,7 @@ def record_failure(config, error: BaseException) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import RunStatus
 
-    from ktt.secrets import mask_error
+    from ktt.errors import error_line
     from ktt.tracking import ERROR_TAG
 
     client = MlflowClient(parent.tracking_uri)
@@ -138,6 +138,6 @@ def record_failure(config, error: BaseException) -> None:
     run = client.create_run(
         parent.experiment_id,
         run_name=f"job {num}",
-        tags={PARENT_TAG: parent.run_id, **job_tags(config.hydra), ERROR_TAG: mask_error(error)[:5000]},
+        tags={PARENT_TAG: parent.run_id, **job_tags(config.hydra), ERROR_TAG: error_line(error)[:5000]},
     )
     client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
