@@ -131,7 +131,8 @@ def template(tmp_path_factory, server) -> Template:
     root.mkdir()
     write_csv(root / "tiny.csv", tiny_rows())
     logs = root.parent
-    first = server.run([command("ktt", BASE + ["reference=true", *ONNX_READY], root)], parallel=1)  # the store: alone
+    first = server.run([command("ktt", BASE + ["model=tfidf_lsgd", "reference=true", *ONNX_READY], root)],
+                       parallel=1)  # the store: alone
     second = server.run([command("ktt", BASE + ["model=tfidf_hsgd", "export=onnx"], root)], parallel=1)
     assert [r["status"] for r in first + second] == [0, 2], (logs / "template.err").read_text()
     shutil.rmtree(root / "outputs")

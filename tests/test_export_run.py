@@ -115,7 +115,8 @@ def test_a_model_module_without_a_service_cannot_be_exported_as_a_bento(tmp_path
         pass
 
     hierarchy, _ = Hierarchy.from_paths([("A", "A1"), ("A", "A2")] * 2)
-    model = Unserved(min_df=1, n_jobs=1, hierarchy=hierarchy)
-    model.fit(Loader(["cholera vibrio", "typhoid fever"] * 2, np.array(["A1", "A2"] * 2, dtype=object)))
+    model = Unserved(min_df=1, n_jobs=1)
+    model.fit(Loader(["cholera vibrio", "typhoid fever"] * 2, np.array(["A1", "A2"] * 2, dtype=object)),
+              hierarchy=hierarchy)
     with pytest.raises(KttError, match=r"^BentoML export is not supported for Unserved \(no tests/bentoml/service.py\)$"):
         model.export_bento(tmp_path / "bento")
