@@ -8,8 +8,8 @@ next to ktt and reports ``ratio = ktt / baseline`` (or a speed-up). Sections:
 2. end-to-end training: ``python -m ktt`` vs a bare script of the same pipeline;
 3. start-up: ``python -m ktt --help`` / ``--cfg job`` vs ``python -c "import hydra"``,
    and which heavy modules they import;
-4. inference: single-text predict (ktt model vs the bare pipeline), batch of 1000,
-   ONNX Runtime vs sklearn on the same batch;
+4. inference: ``scripts/bench_inference.py`` (single text and a batch of 10,000, ktt's
+   prediction path vs a bare pipeline of the same shape, and vs the arithmetic);
 5. scale: fit time and peak memory at 1x, 4x, 16x a base sample (resampled).
 
 Usage: scripts/bench [--data icd10cm.parquet] [--sections 1,2,3,4,5] [--scale-base 0.05] [--quick]
@@ -113,41 +113,16 @@ def startup(repeat: int) -> None:
             f"ratio; heavy modules imported: {heavy or 'none'}")
 
 
-def inference(frame: pd.DataFrame, repeat: int) -> None:
-    from ktt.model_sklearn import Loader
-    from ktt.preprocess import preprocess
-    from models.tfidf_lsgd import TfidfLSGD
+def inference(data: str, repeat: int) -> None:
+    """Section 4 is ``scripts/bench_inference.py``: ktt's prediction path vs a bare pipeline of the same shape."""
+    from bench_inference import main as bench_inference
 
     print("4. inference", flush=True)
-    texts = preprocess(frame["text"].tolist())
-    targets = np.asarray([p[-1] for p in frame["category"]], dtype=object)
-    model = TfidfLSGD(min_df=1).fit(Loader(texts[1000:], targets[1000:]))
-    batch = texts[:1000]
-    pipeline = model.pipeline_
-    single = batch[0]
-    bare_one = min(best_of(1, lambda: [pipeline.predict_proba([single]) for _ in range(200)])[0] for _ in range(repeat)) / 200
-    ktt_one = min(best_of(1, lambda: [model.predict([single]) for _ in range(200)])[0] for _ in range(repeat)) / 200
-    row("inference", "single text: bare pipeline.predict_proba, ms", bare_one * 1000, "ms")
-    row("inference", "single text: ktt model.predict / bare", ktt_one / bare_one, "ratio")
-    raw_one = min(best_of(1, lambda: [model.predict(preprocess([frame['text'].iloc[0]])) for _ in range(200)])[0]
-                  for _ in range(repeat)) / 200
-    row("inference", "single raw text incl. preprocessing / bare (preprocessed)", raw_one / bare_one, "ratio")
-    bare_batch, _ = best_of(repeat, pipeline.predict_proba, batch)
-    ktt_batch, _ = best_of(repeat, model.predict, batch)
-    row("inference", "batch of 1000: bare pipeline, texts/s", 1000 / bare_batch, "texts/s")
-    row("inference", "batch of 1000: ktt model.predict / bare", ktt_batch / bare_batch, "ratio")
-    try:
-        import onnxruntime
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = model.export_onnx(Path(tmp) / "model.onnx")
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            name = session.get_inputs()[0].name
-            feed = {name: np.asarray(batch, dtype=object).reshape(-1, 1)}
-            onnx_batch, _ = best_of(repeat, session.run, None, feed)
-        row("inference", "batch of 1000: ONNX Runtime / sklearn pipeline", onnx_batch / bare_batch, "ratio")
-    except Exception as error:  # export not available for this build
-        row("inference", "batch of 1000: ONNX Runtime / sklearn pipeline", None, f"skipped: {error}".splitlines()[0])
+    for result in bench_inference(["--data", data, "--min-df", "1,50", "--repeat", str(repeat)]):
+        what = f"min_df={result['min_df']} {result['model']}"
+        row("inference", f"{what}: single text speed-up vs bare", result["single_speedup"], "x")
+        row("inference", f"{what}: single text / arithmetic", result["single_over_arithmetic"], "ratio")
+        row("inference", f"{what}: batch of 10,000 speed-up vs bare", result["batch_speedup"], "x")
 
 
 SCALE_FIT = r"""
@@ -207,7 +182,7 @@ def main() -> None:
     if 3 in sections:
         startup(args.repeat)
     if 4 in sections:
-        inference(sample, args.repeat)
+        inference(args.data, args.repeat)
     if 5 in sections:
         scale(frame, args.scale_base)
     print("\n| section | measurement | value | unit / note |\n|---|---|---|---|")
