@@ -168,15 +168,6 @@ class TfidfFeatures(BaseEstimator):
         word.has_sorted_indices = True
         return word
 
-    def block_slices(self) -> list[tuple[str, slice]]:
-        """``(analyzer, columns)`` of each block in the stacked matrix."""
-        slices, start = [], 0
-        for vectorizer in self.vectorizers_:
-            size = len(vectorizer.vocabulary_)
-            slices.append((vectorizer.analyzer, slice(start, start + size)))
-            start += size
-        return slices
-
     def __getstate__(self):
         state = super().__getstate__().copy()
         state["_transformers"] = None  # rebuilt on first use; compiled analysers are not pickled

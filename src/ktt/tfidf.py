@@ -198,10 +198,5 @@ class TfidfLinearModel(SklearnModel):
         classifier.n_features_in_ = coef.shape[1]
         return Pipeline([("tfidf", self.features_.vectorizers_[0]), ("clf", classifier)])
 
-    @property
-    def uses_probabilities(self) -> bool:
-        """Whether scores follow the classifier's own probabilities (else the softmax of decisions)."""
-        return self.scorer_.rule != "softmax"
-
     def _loss(self) -> str:
         return canonical_loss(self.loss)
