@@ -12,7 +12,7 @@ from conftest import mlflow_client, mlflow_runs, run_cli
 
 LOSSES = ("modified_huber", "log_loss", "hinge")
 # word 1-2 grams (the default), no character n-grams (skl2onnx has no char_wb), no sublinear tf (it ignores it)
-SMALL = ["dataset=file", "min_df=2", "char_ngrams=null", "sublinear_tf=false", "progress=false", "plots=false"]
+SMALL = ["model=tfidf_lsgd", "dataset=file", "min_df=2", "char_ngrams=null", "sublinear_tf=false", "progress=false", "plots=false"]
 
 
 @pytest.fixture(scope="module")
