@@ -9,7 +9,7 @@ from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.metrics import get_metrics, path_consistency
 from ktt.model import Model
-from ktt.model_sklearn import Loader, get_loaders
+from ktt.model_sklearn import Loader, get_loaders, softmax
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD
 
@@ -416,3 +416,31 @@ def test_cli_run_with_hinge_is_finished_and_path_consistent(icd_sample, tmp_path
     metrics = run.data.metrics
     assert metrics["test_path_consistency"] == 1.0 and metrics["val_path_consistency"] == 1.0
     assert metrics["test_leaf_accuracy"] > 0.5
+
+
+def test_svm_temperature_is_chosen_on_validation_with_the_best_accuracy():
+    """``temperature="auto"`` picks, on the validation split, a temperature no fixed one beats."""
+    from ktt.linear import TEMPERATURES
+
+    hierarchy, train, val = toy_hierarchy(), toy_loader(), toy_loader(seed=9)
+
+    def val_accuracy(model):
+        return float(np.mean(model.predict(val.texts) == val.targets))
+
+    settings = dict(learner="svm", min_df=1, decoding="global")
+    auto = TfidfHSGD(**settings).fit(train, val, hierarchy=hierarchy)
+    assert auto.temperature_ in TEMPERATURES
+    fixed = [val_accuracy(TfidfHSGD(temperature=t, **settings).fit(train, val, hierarchy=hierarchy)) for t in TEMPERATURES]
+    assert val_accuracy(auto) == max(fixed)
+    assert val_accuracy(auto) == fixed[TEMPERATURES.index(auto.temperature_)]
+    # the node scores are the softmax of the decisions at that temperature
+    features = auto.encode(val.texts[:5])
+    decisions = auto.nodes_.scorer.decisions(features)
+    group = auto.nodes_.scorer.groups[0]
+    expected = softmax(decisions[:, group.start:group.stop] / auto.temperature_)
+    assert np.allclose(auto.nodes_.scorer.scores(features)[:, group.start:group.stop], expected)
+
+
+def test_learners_with_probabilities_keep_temperature_one():
+    model = TfidfHSGD(loss="log_loss", min_df=1).fit(toy_loader(), toy_loader(seed=9), hierarchy=toy_hierarchy())
+    assert model.temperature_ == 1.0

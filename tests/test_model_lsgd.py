@@ -151,3 +151,23 @@ def test_predict_path_is_the_leaf_and_its_ancestors_with_level_probabilities():
     np.testing.assert_allclose(path_scores[is_food, 0], scores[is_food][:, food].sum(axis=1))
     output = model.test(test)
     np.testing.assert_array_equal(output["paths"], paths)
+
+
+def test_svm_temperature_changes_scores_not_labels():
+    """``temperature="auto"`` fits the softmax scale on validation (smallest log-loss); labels stay the same."""
+    from ktt.linear import TEMPERATURES
+
+    train, val = loader(), loader()
+    one = TfidfLSGD(learner="svm", min_df=1, temperature=1.0).fit(train, val, hierarchy=hierarchy())
+    auto = TfidfLSGD(learner="svm", min_df=1).fit(train, val, hierarchy=hierarchy())
+    assert auto.temperature_ in TEMPERATURES
+    assert auto.predict(val.texts).tolist() == one.predict(val.texts).tolist()
+    column = {name: i for i, name in enumerate(auto.classes_)}
+    truth = np.array([column[t] for t in val.targets])
+
+    def log_loss(model):
+        return -np.mean(np.log(model.predict_scores(val.texts)[np.arange(len(truth)), truth]))
+
+    for t in TEMPERATURES:
+        fixed = TfidfLSGD(learner="svm", min_df=1, temperature=t).fit(train, val, hierarchy=hierarchy())
+        assert log_loss(auto) <= log_loss(fixed) + 1e-12

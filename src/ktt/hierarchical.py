@@ -167,11 +167,15 @@ class ParentNodes:
 
     def class_conditionals(self, features) -> np.ndarray:
         """Conditional probabilities laid out classes x examples (C-ordered), for fast row gathers."""
-        conditional = np.repeat(self.constant[:, None], features.shape[0], axis=1)
-        if self.scorer is not None:
+        scores = self.scorer.scores(features) if self.scorer is not None else None
+        return self.conditionals_of_scores(scores, features.shape[0])
+
+    def conditionals_of_scores(self, scores: np.ndarray | None, n: int) -> np.ndarray:
+        """:meth:`class_conditionals` from the stacked scorer's scores (n x its columns; None without one)."""
+        conditional = np.repeat(self.constant[:, None], n, axis=1)
+        if scores is not None:
             known = np.flatnonzero(self.class_column >= 0)
-            by_column = np.ascontiguousarray(self.scorer.scores(features).T)
-            conditional[known] = by_column[self.class_column[known]]
+            conditional[known] = np.ascontiguousarray(scores.T)[self.class_column[known]]
         return conditional
 
     def path_probabilities(self, conditional: np.ndarray) -> np.ndarray:
@@ -214,7 +218,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         How leaf scores and paths are decided.
     blend_weight : float or "auto"
         ``blend``'s weight of the flat classifier; ``auto`` chooses it on the
-        validation split (accuracy, then log-loss on ties).
+        validation split (accuracy, then log-loss on ties), jointly with ``temperature``.
     progress : bool
         Show a progress bar over the nodes (on stderr) while fitting.
     **params
@@ -227,7 +231,11 @@ class HierarchicalTfidfModel(TfidfLinearModel):
     flat_ : LinearScores or None
         The flat leaf classifier (``blend`` only).
     blend_weight_ : float
-        The weight in use (``blend``).
+        The weight in use (``blend``; 0 for the other decodings).
+    temperature_ : float
+        The softmax temperature of the node (and flat) classifiers, chosen with
+        the weight on the validation split (:meth:`_calibrate`); 1 for learners
+        with probabilities.
     classes_ : ndarray
         The hierarchy's leaf classes, in hierarchy order (score columns).
     """
@@ -242,10 +250,12 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                  learner: str = "sgd", loss: str = "modified_huber", alpha: float = 1e-4, C: float = 1.0,
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
-                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1):
+                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
+                 temperature: float | str = "auto"):
         super().__init__(learner=learner, loss=loss, alpha=alpha, C=C, max_iter=max_iter, min_df=min_df,
                          word_ngrams=word_ngrams, char_ngrams=char_ngrams, sublinear_tf=sublinear_tf,
-                         class_weight=class_weight, random_state=random_state, n_jobs=n_jobs)
+                         class_weight=class_weight, random_state=random_state, n_jobs=n_jobs,
+                         temperature=temperature)
         self.decoding = decoding
         self.blend_weight = blend_weight
         self.progress = progress
@@ -278,13 +288,16 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         features = self._fit_features(texts)
         self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
         self.nodes_ = self._fit_nodes(features, codes)
-        self.flat_, self.blend_weight_ = None, 0.0
+        self.flat_ = None
         if self.decoding == "blend":
             # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
             names = np.asarray(targets, dtype=object).astype(str)
             classifier = self._new_classifier(n_jobs=self.n_jobs).fit(self.features_.word_columns(features), names)
             self.flat_ = self._flat_scores(classifier)
-            self.blend_weight_ = self._choose_weight(val)
+        self.temperature_, self.blend_weight_ = self._calibrate(val)
+        for scorer in (self.nodes_.scorer, self.flat_):
+            if scorer is not None:
+                scorer.temperature = self.temperature_
         return self
 
     def _fit_nodes(self, features, codes: np.ndarray) -> ParentNodes:
@@ -305,6 +318,8 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             # Threads entering and leaving scikit-learn's own warning contexts at once can leave one
             # nested (single-job) fit without its propagated settings, which it reports; harmless here.
             warnings.filterwarnings("ignore", message="`sklearn.utils.parallel.delayed` should be used")
+            # A node with a few examples, each of its own child, is a valid task, not a regression problem.
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
             fitted = parallel(delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
                               for i, task in jobs)
             for i, classifier in tqdm(fitted, total=len(jobs), desc="fitting parent nodes", unit="node",
@@ -322,27 +337,55 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         weights[:, seen], intercepts[seen] = w, b
         return LinearScores([weights], [intercepts], score_rule(classifier))
 
-    def _choose_weight(self, val: Loader | None) -> float:
-        if isinstance(self.blend_weight, (int, float)) and not isinstance(self.blend_weight, bool):
-            return float(self.blend_weight)
-        if val is None or not len(val.texts):
-            return DEFAULT_BLEND_WEIGHT
-        known = np.isin(np.asarray(val.targets, dtype=object), self.classes_)
-        if not known.any():
-            return DEFAULT_BLEND_WEIGHT
-        texts = [t for t, k in zip(val.texts, known) if k]
-        column = {name: i for i, name in enumerate(self.classes_)}
-        truth = np.asarray([column[t] for t in np.asarray(val.targets, dtype=object)[known]])
-        path_log, flat_log = self._log_parts(self.encode(texts))
+    def _calibrate(self, val: Loader | None) -> tuple[float, float]:
+        """``(temperature, blend weight)``: the pair with the best validation accuracy, then log-loss.
+
+        Candidates are :data:`ktt.linear.TEMPERATURES` for learners scored by a
+        softmax of their decisions (``temperature="auto"``; 1 for the others) and
+        :data:`BLEND_WEIGHTS` (``blend`` with ``blend_weight="auto"``; 0 for the
+        other decodings). ``greedy``'s labels do not depend on either; its
+        temperature is chosen by the log-loss of the path probabilities.
+        """
+        nodes = self.nodes_.scorer
+        softmax_rule = nodes is not None and nodes.rule == "softmax"
+        if self.temperature != "auto":
+            temperatures = (float(self.temperature) if softmax_rule else 1.0,)
+        else:
+            temperatures = nodes.temperatures() if nodes is not None else (1.0,)
+        if self.decoding != "blend":
+            weights = (0.0,)
+        elif self.blend_weight == "auto":
+            weights = BLEND_WEIGHTS
+        else:
+            weights = (float(self.blend_weight),)
+        known = self._known_rows(val)
+        if known is None:
+            weight = DEFAULT_BLEND_WEIGHT if len(weights) > 1 else weights[0]
+            return (temperatures[0] if len(temperatures) == 1 else 1.0), weight
+        if len(temperatures) * len(weights) == 1:
+            return temperatures[0], weights[0]
+        texts, truth = known
+        rows = np.arange(len(truth))
+        features = self.encode(texts)
+        node_decisions = nodes.decisions(features) if nodes is not None else None
+        flat_decisions = self.flat_.decisions(self.features_.word_columns(features)) if self.flat_ is not None else None
         best = None
-        for weight in BLEND_WEIGHTS:
-            blended = _normalised(path_log * (1 - weight) + flat_log * weight)
-            accuracy = float(np.mean(blended.argmax(axis=1) == truth))
-            log_loss = -float(np.mean(np.log(np.maximum(blended[np.arange(len(truth)), truth], FLOOR))))
-            key = (accuracy, -log_loss)
-            if best is None or key > best[0]:
-                best = (key, weight)
-        return best[1]
+        for temperature in temperatures:
+            scores = nodes.scores_of_decisions(node_decisions.copy(), temperature) if nodes is not None else None
+            path = self.nodes_.path_probabilities(self.nodes_.conditionals_of_scores(scores, len(truth)))
+            path_log = np.log(np.maximum(path, FLOOR))
+            flat_log = None
+            if flat_decisions is not None:
+                flat = self.flat_.scores_of_decisions(flat_decisions.copy(), temperature)
+                flat_log = np.log(np.maximum(flat, FLOOR))
+            for weight in weights:
+                blended = _normalised(path_log * (1 - weight) + flat_log * weight) if weight else path
+                accuracy = float(np.mean(blended.argmax(axis=1) == truth))
+                log_loss = -float(np.mean(np.log(np.maximum(blended[rows, truth], FLOOR))))
+                key = (accuracy if self.decoding != "greedy" else 0.0, -log_loss)
+                if best is None or key > best[0]:
+                    best = (key, temperature, weight)
+        return best[1], best[2]
 
     # --------------------------------------------------------------- predicting
     def _log_parts(self, features) -> tuple[np.ndarray, np.ndarray]:

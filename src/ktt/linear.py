@@ -29,6 +29,8 @@ LEARNERS = {
 LOSSES = ("hinge", "log_loss", "log", "modified_huber", "squared_hinge", "perceptron")
 #: Per-class score rules (see :func:`apply_rule`).
 SCORE_RULES = ("softmax", "logistic", "modified_huber")
+#: Candidate temperatures of the ``softmax`` rule, tried on the validation split (see :func:`choose_temperature`).
+TEMPERATURES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1)
 #: Share of the softmax of the decisions mixed into tied modified_huber rows (see :func:`apply_rule`).
 TIE_BREAK = 1e-6
 #: A weight matrix is kept dense (C-contiguous) unless it is this large and mostly zeros.
@@ -140,6 +142,10 @@ class LinearScores:
         For ``modified_huber``: in rows whose largest probabilities tie, mix in a
         :data:`TIE_BREAK` share of the softmax of the decisions, so that the tie
         goes to the larger decision, as in scikit-learn's ``predict``.
+    temperature : float
+        ``softmax`` only: decisions are divided by it first (below 1 sharpens).
+        Margin-based learners (LinearSVC, hinge) have decisions of an arbitrary
+        scale, so the model fits it on the validation split (:func:`choose_temperature`).
 
     Attributes
     ----------
@@ -147,12 +153,15 @@ class LinearScores:
         Where each classifier's columns are.
     """
 
+    temperature = 1.0  # checkpoints written before it existed
+
     def __init__(self, weights: Sequence[np.ndarray], intercepts: Sequence[np.ndarray], rule: str,
-                 tie_break: bool = False):
+                 tie_break: bool = False, temperature: float = 1.0):
         if rule not in SCORE_RULES:
             raise ValueError(f"unknown score rule {rule!r}")
         self.rule = rule
         self.tie_break = tie_break
+        self.temperature = temperature
         sizes = [w.shape[1] for w in weights]
         stops = np.cumsum(sizes)
         self.groups = [Group(int(stop - size), int(stop)) for size, stop in zip(sizes, stops)]
@@ -177,7 +186,36 @@ class LinearScores:
 
     def scores(self, features) -> np.ndarray:
         """Per-column scores: each group's rule applied to its decisions (each group's row sums to 1)."""
-        return apply_rule(self.decisions(features), self.rule, self.starts, self.group_of, self.tie_break)
+        return self.scores_of_decisions(self.decisions(features))
+
+    def scores_of_decisions(self, decisions: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """:meth:`scores` from :meth:`decisions` (overwritten), at this scorer's temperature or another."""
+        temperature = self.temperature if temperature is None else temperature
+        if self.rule == "softmax" and temperature != 1.0:
+            decisions /= temperature
+        return apply_rule(decisions, self.rule, self.starts, self.group_of, self.tie_break)
+
+    def temperatures(self) -> tuple[float, ...]:
+        """The temperatures worth trying: :data:`TEMPERATURES` for ``softmax``, else only 1."""
+        return TEMPERATURES if self.rule == "softmax" else (1.0,)
+
+
+def choose_temperature(scorer: LinearScores, decisions: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature of :meth:`LinearScores.temperatures` with the smallest log-loss.
+
+    Parameters
+    ----------
+    scorer : LinearScores
+        A single classifier (one group).
+    decisions : ndarray (n x n_columns)
+        Its decisions on validation examples (not changed).
+    truth : ndarray of int
+        The true column of each example.
+    """
+    rows = np.arange(len(truth))
+    losses = [-np.mean(np.log(np.maximum(scorer.scores_of_decisions(decisions.copy(), t)[rows, truth], 1e-12)))
+              for t in scorer.temperatures()]
+    return scorer.temperatures()[int(np.argmin(losses))]
 
 
 def _prediction_layout(weights: Sequence[np.ndarray]):

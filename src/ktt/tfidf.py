@@ -21,7 +21,8 @@ import numpy as np
 from ktt.errors import KttError
 from ktt.features import TfidfFeatures
 from ktt.hierarchy import Hierarchy
-from ktt.linear import LEARNERS, LOSSES, LinearScores, canonical_loss, classifier_columns, make_classifier, score_rule
+from ktt.linear import (LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature, classifier_columns,
+                        make_classifier, score_rule)
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
 
@@ -73,10 +74,24 @@ class TfidfLinearModel(SklearnModel):
         Seed of SGD's shuffling and liblinear's.
     n_jobs : int or None
         Threads over classes (SGD) or over parent nodes (hierarchical models); -1: all cores.
+    temperature : float or "auto"
+        Scores of learners without probabilities (``svm``, ``hinge``, ``squared_hinge``,
+        ``perceptron``) are the softmax of the decisions divided by it; ``auto``
+        fits it on the validation split (smallest log-loss, 1 without one). It
+        changes scores, never the flat model's labels.
 
     Scores are probabilities (``predict_proba``'s rule) for ``log_loss``,
     ``modified_huber`` and ``logreg``, and the softmax of the decision scores
     for the others (:func:`ktt.linear.score_rule`).
+
+    Attributes
+    ----------
+    features_ : ktt.features.TfidfFeatures
+    scorer_ : ktt.linear.LinearScores
+    classes_ : ndarray
+        Leaf classes, in score-column order.
+    temperature_ : float
+        The softmax temperature in use (1 for learners with probabilities).
     """
 
     _parameter_constraints = {
@@ -92,12 +107,15 @@ class TfidfLinearModel(SklearnModel):
         "class_weight": [None, Options(("balanced",))],
         "random_state": [None, Interval(int, 0, None)],
         "n_jobs": [None, int],
+        "temperature": [Options(("auto",)), Interval(float, 0, None, closed="neither")],
     }
+    temperature_ = 1.0  # checkpoints written before it existed
 
     def __init__(self, learner: str = "sgd", loss: str = "modified_huber", alpha: float = 1e-4, C: float = 1.0,
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
-                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1):
+                 class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
+                 temperature: float | str = "auto"):
         self.learner = learner
         self.loss = loss
         self.alpha = alpha
@@ -110,6 +128,7 @@ class TfidfLinearModel(SklearnModel):
         self.class_weight = class_weight
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.temperature = temperature
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Loader, val: Loader | None = None, hierarchy: Hierarchy | None = None):
@@ -120,7 +139,7 @@ class TfidfLinearModel(SklearnModel):
         train : Loader
             Preprocessed texts and their leaf class names.
         val : Loader, optional
-            Not used by the flat model.
+            Fits ``temperature="auto"``.
         hierarchy : Hierarchy, optional
             The label hierarchy (kept as ``hierarchy_``); without it the leaves are one level.
 
@@ -136,7 +155,28 @@ class TfidfLinearModel(SklearnModel):
         classifier.fit(features, np.asarray(targets, dtype=object))
         self.classes_ = np.asarray(classifier.classes_, dtype=object)
         self.scorer_ = self._scores_of([classifier])
+        self.temperature_ = self.scorer_.temperature = self._fit_temperature(val)
         return self
+
+    def _fit_temperature(self, val: Loader | None) -> float:
+        if self.temperature != "auto":
+            return float(self.temperature) if self.scorer_.rule == "softmax" else 1.0
+        known = self._known_rows(val)
+        if known is None or len(self.scorer_.temperatures()) == 1:
+            return 1.0
+        texts, truth = known
+        return choose_temperature(self.scorer_, self.scorer_.decisions(self.encode(texts)), truth)
+
+    def _known_rows(self, val: Loader | None) -> tuple[list[str], np.ndarray] | None:
+        """The validation texts whose class the model knows, and each one's score column (None if there are none)."""
+        if val is None or not len(val.texts):
+            return None
+        column = {name: i for i, name in enumerate(self.classes_)}
+        truth = np.asarray([column.get(t, -1) for t in np.asarray(val.targets, dtype=object)], dtype=np.int64)
+        known = truth >= 0
+        if not known.any():
+            return None
+        return [t for t, k in zip(val.texts, known) if k], truth[known]
 
     def _fit_features(self, texts: Sequence[str]):
         min_df = auto_min_df(len(texts)) if self.min_df == "auto" else self.min_df
