@@ -121,7 +121,7 @@ def test_interrupted_search_keeps_finished_trials_and_resumes_numbering(icd_samp
     assert "ktt: interrupted" in (cwd / "stderr.txt").read_text()
 
     before = trials(cwd / "optuna.db")
-    assert before[0] == (0, "COMPLETE") and all(state in ("COMPLETE", "FAIL") for _, state in before)
+    assert before[0] == (0, "COMPLETE") and all(state in ("COMPLETE", "FAIL") for _, state in before), before
     ((parent, children),) = sweeps(cwd)
     assert parent.info.status == "KILLED"
     statuses = [c.info.status for c in children]
@@ -169,7 +169,7 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
     (folder,) = list((cwd / "multirun").glob("*/*"))
     results = OmegaConf.to_container(OmegaConf.load(folder / "optimization_results.yaml"))
     best = results["best_params"]
-    assert set(best) == {"loss", "alpha", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams"}
+    assert set(best) == {"learner", "loss", "alpha", "C", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams"}
     assert {k: parent.data.params[f"best.{k}"] for k in best} == {k: str(v) for k, v in best.items()}
     assert f"best of Optuna study 'tfidf_lsgd-icd_sample' (trial {results['best_trial']}" in result.stdout
     experiment = folder / "experiment" / "best_tfidf_lsgd-icd_sample.yaml"

@@ -16,8 +16,11 @@ exhausted and the search ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 from pathlib import Path
 from typing import Any, List, Sequence
 
@@ -104,16 +107,20 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
     RUNNING in the storage.
     """
     trials: List[optuna.Trial] = []
+    asked: List[optuna.Trial] = []
     told: set = set()
     repeats = 0
     try:
         while len(trials) < sweeper.n_jobs and len(mine) < sweeper.n_trials and repeats < MAX_DUPLICATES_IN_A_ROW:
-            trial = study.ask(space)
+            with sigint_deferred():  # a Ctrl-C inside ask() would leave a RUNNING trial this code never saw
+                trial = study.ask(space)
+                asked.append(trial)
             mine.append(trial.number)
             if not skip_duplicate(study, trial, trials):
                 trials.append(trial)
                 repeats = 0
             else:
+                told.add(trial.number)  # settled as a repeat
                 repeats += 1
         if not trials:
             return []
@@ -132,11 +139,35 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
             told.add(trial.number)
     except BaseException as error:
         interrupted = isinstance(error, KeyboardInterrupt)
-        for trial in trials:
+        for trial in asked:
             if trial.number not in told:
                 fail(study, trial, "interrupted" if interrupted else f"not run: {error}", interrupted)
         raise
     return results
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold a Ctrl-C (SIGINT) until the block ends, then hand it to the handler in place before.
+
+    A Python-level handler, not a signal mask: in a process with threads the kernel
+    may deliver the signal to any thread that does not block it. Main thread only
+    (elsewhere a no-op, as Python allows handlers there only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: List[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def skip_duplicate(study: optuna.Study, trial: optuna.Trial, pending: Sequence[optuna.Trial]) -> bool:
