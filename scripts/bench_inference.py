@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for shape, features in shapes:
                 for name, model in (("tfidf_lsgd", TfidfLSGD(min_df=min_df, **features)),
                                     ("tfidf_hsgd", TfidfHSGD(min_df=min_df, decoding="greedy", **features)),
-                                    ("tfidf_hsgd blend", TfidfHSGD(min_df=min_df, **features))):
+                                    ("tfidf_hsgd blend", TfidfHSGD(min_df=min_df, **features,
+                                                                   **({"learner": "svm"} if shape == "default" else {})))):
                     if name == "tfidf_hsgd" and shape != "original":
                         continue
                     model.fit(train, Loader(batch[:2000], targets[:2000]), hierarchy=hierarchy)

@@ -91,7 +91,10 @@ def node_classifiers(model, train) -> tuple[list, list]:
     """
     from sklearn.base import clone
 
-    from ktt.hierarchical import leaf_codes
+    from ktt.hierarchical import leaf_codes, parent_tasks
 
-    return model._fit_node_classifiers(clone(model.features_).fit_transform(train.texts),
-                                       leaf_codes(model.hierarchy, train.targets))
+    features = clone(model.features_).fit_transform(train.texts)
+    tasks = parent_tasks(model.hierarchy, leaf_codes(model.hierarchy, train.targets))
+    classifiers = [model._new_classifier(n_jobs=1).fit(features[task.rows], task.labels) if len(task.seen) >= 2
+                   else None for task in tasks]
+    return tasks, classifiers

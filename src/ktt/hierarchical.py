@@ -39,11 +39,12 @@ import warnings
 from typing import NamedTuple, Sequence
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.linear import LinearScores, classifier_columns, score_rule
+from ktt.linear import LinearScores, classifier_columns, fitted_linear, score_rule
 from ktt.model_sklearn import Loader
 from ktt.params import Interval, Options
 from ktt.tfidf import TfidfLinearModel
@@ -287,32 +288,38 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         codes = leaf_codes(hierarchy, targets)
         features = self._fit_features(texts)
         self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
-        self.nodes_ = self._fit_nodes(features, codes)
-        self.flat_ = None
+        flat = None
         if self.decoding == "blend":
             # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
-            names = np.asarray(targets, dtype=object).astype(str)
-            classifier = self._new_classifier(n_jobs=self.n_jobs).fit(self.features_.word_columns(features), names)
-            self.flat_ = self._flat_scores(classifier)
+            flat = (self.features_.word_columns(features), np.asarray(targets, dtype=object).astype(str))
+        tasks, classifiers, flat_classifier = self._fit_classifiers(features, codes, flat)
+        self.nodes_ = ParentNodes(self.hierarchy_, tasks, classifiers, tie_break=self._loss() == "modified_huber")
+        self.flat_ = self._flat_scores(flat_classifier) if flat is not None else None
         self.temperature_, self.blend_weight_ = self._calibrate(val)
         for scorer in (self.nodes_.scorer, self.flat_):
             if scorer is not None:
                 scorer.temperature = self.temperature_
         return self
 
-    def _fit_nodes(self, features, codes: np.ndarray) -> ParentNodes:
-        tasks, classifiers = self._fit_node_classifiers(features, codes)
-        return ParentNodes(self.hierarchy_, tasks, classifiers, tie_break=self._loss() == "modified_huber")
+    def _fit_classifiers(self, features, codes: np.ndarray, flat=None) -> tuple[list[ParentTask], list, object]:
+        """Every parent node's task and fitted columns (None where it needs none), in hierarchy order,
+        and the flat classifier fitted on ``flat = (features, leaf names)`` if given.
 
-    def _fit_node_classifiers(self, features, codes: np.ndarray) -> tuple[list[ParentTask], list]:
-        """Every parent node's task and fitted classifier (None where it needs none), in hierarchy order."""
+        All of them are jobs of one thread pool, the flat one first: liblinear fits
+        its classes one after another in one thread, so the node fits fill the other cores.
+        """
         from tqdm.auto import tqdm
 
         tasks = parent_tasks(self.hierarchy_, codes)
         jobs = [(i, task) for i, task in enumerate(tasks) if len(task.seen) >= 2]
         # Largest first, so that the longest fits do not start last on a busy pool.
         jobs.sort(key=lambda job: -len(job[1].rows) * len(job[1].seen))
+        work = [delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
+                for i, task in jobs]
+        if flat is not None:
+            work.insert(0, delayed(_fit_one)("flat", self._new_classifier(n_jobs=self.n_jobs), *flat))
         classifiers: list = [None] * len(tasks)
+        flat_classifier = None
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
         with warnings.catch_warnings():
             # Threads entering and leaving scikit-learn's own warning contexts at once can leave one
@@ -320,16 +327,18 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             warnings.filterwarnings("ignore", message="`sklearn.utils.parallel.delayed` should be used")
             # A node with a few examples, each of its own child, is a valid task, not a regression problem.
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
-            fitted = parallel(delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
-                              for i, task in jobs)
-            for i, classifier in tqdm(fitted, total=len(jobs), desc="fitting parent nodes", unit="node",
+            for i, classifier in tqdm(parallel(work), total=len(work), desc="fitting parent nodes", unit="node",
                                       disable=not self.progress, leave=False):
-                classifiers[i] = classifier
-        return tasks, classifiers
+                if i == "flat":
+                    flat_classifier = classifier
+                else:
+                    classifiers[i] = classifier
+        return tasks, classifiers, flat_classifier
 
     def _flat_scores(self, classifier) -> LinearScores:
         """The flat classifier's scores, columns in hierarchy leaf order (leaves never seen score 0)."""
         w, b = classifier_columns(classifier)
+        w = w.toarray() if sparse.issparse(w) else w
         n_leaves, column = len(self.classes_), {name: i for i, name in enumerate(self.classes_)}
         seen = np.asarray([column[name] for name in classifier.classes_], dtype=np.int64)
         weights = np.zeros((w.shape[0], n_leaves))
@@ -460,9 +469,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                        "is not a single scikit-learn pipeline); export it with export=bento")
 
 
-def _fit_one(index: int, classifier, features, labels: np.ndarray) -> tuple[int, object]:
-    """``(index, classifier.fit(features, labels))``, for one parallel job."""
-    return index, classifier.fit(features, labels)
+def _fit_one(index, classifier, features, labels: np.ndarray) -> tuple[object, object]:
+    """``(index, the fitted classifier's columns)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
+    return index, fitted_linear(classifier.fit(features, labels))
 
 
 def _normalised(log_scores: np.ndarray) -> np.ndarray:

@@ -95,6 +95,8 @@ def score_rule(classifier) -> str:
     other loss (hinge, squared hinge, perceptron, LinearSVC): softmax of the
     decisions, ktt's normalisation for classifiers without probabilities.
     """
+    if isinstance(classifier, FittedLinear):
+        return classifier.rule
     loss = getattr(classifier, "loss", None)
     if type(getattr(classifier, "estimator", classifier)).__name__ == "LogisticRegression" or loss == "log_loss":
         return "logistic"
@@ -109,6 +111,8 @@ def classifier_columns(classifier) -> tuple[np.ndarray, np.ndarray]:
     A binary classifier's one weight vector becomes two columns ``[-w, w]``; a
     ``OneVsRestClassifier``'s estimators are stacked in class order.
     """
+    if isinstance(classifier, FittedLinear):
+        return classifier.weights, classifier.intercepts
     if hasattr(classifier, "estimators_"):
         coef = np.vstack([np.asarray(e.coef_, dtype=np.float64) for e in classifier.estimators_])
         intercept = np.concatenate([np.ravel(np.asarray(e.intercept_, dtype=np.float64)) for e in classifier.estimators_])
@@ -119,6 +123,32 @@ def classifier_columns(classifier) -> tuple[np.ndarray, np.ndarray]:
     if coef.shape[0] == 1 and len(classifier.classes_) == 2:
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     return coef.T, np.array(intercept)
+
+
+class FittedLinear(NamedTuple):
+    """What prediction keeps of a fitted linear classifier (:func:`fitted_linear`).
+
+    ``weights`` (n_features x k) are dense, or CSC when mostly zeros; the other
+    fields are what :func:`classifier_columns` and :func:`score_rule` read.
+    """
+
+    weights: object
+    intercepts: np.ndarray
+    classes_: np.ndarray
+    rule: str
+
+
+def fitted_linear(classifier) -> FittedLinear:
+    """A fitted classifier reduced to its columns, sparse when at most :data:`SPARSE_BELOW` of them are non-zero.
+
+    A node classifier of a hierarchical model is zero outside its node's
+    vocabulary: kept sparse from the moment it is fitted, the node classifiers
+    of a model never exist densely all at once.
+    """
+    weights, intercepts = classifier_columns(classifier)
+    if np.count_nonzero(weights) <= SPARSE_BELOW * weights.size:
+        weights = sparse.csc_matrix(weights)
+    return FittedLinear(weights, intercepts, np.asarray(classifier.classes_), score_rule(classifier))
 
 
 class Group(NamedTuple):
@@ -228,9 +258,10 @@ def _prediction_layout(weights: Sequence[np.ndarray]):
     """
     n_features = weights[0].shape[0]
     n_columns = sum(w.shape[1] for w in weights)
-    nonzero = sum(int(np.count_nonzero(w)) for w in weights)
+    nonzero = sum(w.nnz if sparse.issparse(w) else int(np.count_nonzero(w)) for w in weights)
     if n_features * n_columns * 8 <= DENSE_MAX_BYTES or nonzero > SPARSE_BELOW * n_features * n_columns:
-        return np.ascontiguousarray(np.hstack(weights) if len(weights) > 1 else weights[0])
+        dense = [w.toarray() if sparse.issparse(w) else w for w in weights]
+        return np.ascontiguousarray(np.hstack(dense) if len(dense) > 1 else dense[0])
     return sparse.hstack([sparse.csr_matrix(w) for w in weights], format="csr")
 
 
