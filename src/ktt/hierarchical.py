@@ -435,7 +435,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             return super().paths_from_scores(scores)
         scores = np.asarray(scores)
         sums = self._level_sums()
-        levels = [sums.level(scores, level) for level in range(self.hierarchy_.depth)]
+        levels = sums.all_levels(scores)
         paths = self.nodes_.greedy_paths(levels.__getitem__)
         return paths, self._path_scores(scores, paths, levels)
 

@@ -313,48 +313,69 @@ def apply_rule(decisions: np.ndarray, rule: str, starts: np.ndarray, group_of: n
     tie_break : bool
         See :class:`LinearScores`.
     """
+    if len(starts) > 1:
+        # Laid out columns x examples, each group is a block of contiguous rows: one copy in,
+        # then every reduction is a reduceat over whole rows. The result is its transposed view.
+        return _grouped_rule(np.ascontiguousarray(decisions.T), rule, starts, group_of, tie_break).T
     scores = decisions
-    single = len(starts) == 1
     if rule == "softmax":
-        return softmax(scores) if single else _softmax(scores, starts, group_of)
+        return softmax(scores)
     if rule == "logistic":
         expit(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True) if single else segment_reduce(np.add, scores, starts)[:, group_of]
+        scores /= scores.sum(axis=1, keepdims=True)
         return scores
     raw = decisions.copy() if tie_break else None
     np.clip(scores, -1, 1, out=scores)
     scores += 1.0
     scores /= 2.0
-    if single:  # scikit-learn's own order of operations
-        sums = scores.sum(axis=1)
-        zero = sums == 0
-        if zero.any():
-            scores[zero] = 1.0
-            sums[zero] = scores.shape[1]
-        scores /= sums[:, None]
-    else:
-        sums = segment_reduce(np.add, scores, starts)
-        zero = sums == 0
-        if zero.any():
-            sizes = np.diff(np.append(starts, scores.shape[1]))
-            scores[np.nonzero(zero[:, group_of])] = 1.0
-            sums = np.where(zero, sizes[None, :].astype(float), sums)
-        scores /= sums[:, group_of]
+    sums = scores.sum(axis=1)  # scikit-learn's own order of operations
+    zero = sums == 0
+    if zero.any():
+        scores[zero] = 1.0
+        sums[zero] = scores.shape[1]
+    scores /= sums[:, None]
     if tie_break:
-        top = segment_reduce(np.maximum, scores, starts)[:, group_of]
-        ties = segment_reduce(np.add, (scores == top).astype(np.int32), starts) > 1  # (n x groups)
+        ties = (scores == scores.max(axis=1, keepdims=True)).sum(axis=1) > 1
         if ties.any():
-            mixed = ties[:, group_of]
+            scores[ties] = scores[ties] * (1 - TIE_BREAK) + TIE_BREAK * softmax(raw[ties])
+    return scores
+
+
+def _grouped_rule(scores: np.ndarray, rule: str, starts: np.ndarray, group_of: np.ndarray,
+                  tie_break: bool) -> np.ndarray:
+    """:func:`apply_rule` on decisions laid out columns x examples (C-ordered, overwritten)."""
+    if rule == "softmax":
+        return _grouped_softmax(scores, starts, group_of)
+    if rule == "logistic":
+        expit(scores, out=scores)
+        scores /= np.add.reduceat(scores, starts, axis=0)[group_of]
+        return scores
+    raw = scores.copy() if tie_break else None
+    np.clip(scores, -1, 1, out=scores)
+    scores += 1.0
+    scores /= 2.0
+    sums = np.add.reduceat(scores, starts, axis=0)  # groups x examples
+    zero = sums == 0
+    if zero.any():
+        sizes = np.diff(np.append(starts, scores.shape[0]))
+        scores[zero[group_of]] = 1.0
+        sums = np.where(zero, sizes[:, None].astype(float), sums)
+    scores /= sums[group_of]
+    if tie_break:
+        top = np.maximum.reduceat(scores, starts, axis=0)[group_of]
+        ties = np.add.reduceat((scores == top).astype(np.int32), starts, axis=0) > 1
+        if ties.any():
+            mixed = ties[group_of]
             tie_scores = scores * (1 - TIE_BREAK)
-            tie_scores += TIE_BREAK * (softmax(raw) if single else _softmax(raw, starts, group_of))
+            tie_scores += TIE_BREAK * _grouped_softmax(raw, starts, group_of)
             scores[mixed] = tie_scores[mixed]
     return scores
 
 
-def _softmax(scores: np.ndarray, starts: np.ndarray, group_of: np.ndarray) -> np.ndarray:
-    scores -= segment_reduce(np.maximum, scores, starts)[:, group_of]
+def _grouped_softmax(scores: np.ndarray, starts: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    scores -= np.maximum.reduceat(scores, starts, axis=0)[group_of]
     np.exp(scores, out=scores)
-    scores /= segment_reduce(np.add, scores, starts)[:, group_of]
+    scores /= np.add.reduceat(scores, starts, axis=0)[group_of]
     return scores
 
 

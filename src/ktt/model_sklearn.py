@@ -103,19 +103,31 @@ class LevelSums:
             sorted_columns = bool(np.array_equal(order, np.arange(len(order))))
             self.levels.append((nodes, starts, present, hierarchy.level_sizes[level], sorted_columns))
 
-    def level(self, scores: np.ndarray, level: int) -> np.ndarray:
-        """Summed scores (n x level size) of the leaves below each class of ``level`` (0 where none)."""
+    def level(self, scores: np.ndarray, level: int, transposed: np.ndarray | None = None) -> np.ndarray:
+        """Summed scores (n x level size) of the leaves below each class of ``level`` (0 where none).
+
+        ``transposed``: ``scores`` laid out columns x examples (C-ordered), if the caller has it.
+        """
         from ktt.linear import segment_reduce
 
         nodes, starts, present, size, sorted_columns = self.levels[level]
         if sorted_columns and len(starts) == len(nodes) == size:
             return scores
-        summed = segment_reduce(np.add, scores if sorted_columns else scores[:, np.argsort(nodes, kind="stable")], starts)
+        if sorted_columns and transposed is not None:
+            summed = np.add.reduceat(transposed, starts, axis=0).T
+        else:
+            summed = segment_reduce(np.add, scores if sorted_columns else scores[:, np.argsort(nodes, kind="stable")],
+                                    starts)
         if len(present) == size:
             return summed
         full = np.zeros((len(scores), size))
         full[:, present] = summed
         return full
+
+    def all_levels(self, scores: np.ndarray) -> list[np.ndarray]:
+        """:meth:`level` of every level, from one columns x examples copy of ``scores``."""
+        transposed = np.ascontiguousarray(scores.T)
+        return [self.level(scores, level, transposed) for level in range(len(self.levels))]
 
     def chosen(self, scores: np.ndarray, level: int, classes: np.ndarray) -> np.ndarray:
         """The summed scores (n,) of the leaves below one class of ``level`` per row (``classes``, 0-based in the level)."""
