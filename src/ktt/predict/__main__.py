@@ -3,7 +3,8 @@
 The model is a run's (``run_id=<id>``; ``run_id=latest``: the newest FINISHED run
 of ``model`` in the dataset's experiment, as for ``python -m ktt.export``) or a
 registered model version (``model=models:/<name>/<version>`` or
-``model=models:/<name>@<alias>``); its checkpoint is checked against the run's
+``model=models:/<name>@<alias>``; ``run_id=models:/...`` is the same, as for
+``python -m ktt.export``); its checkpoint is checked against the run's
 recorded sha256 before it is loaded. Options:
 
     input=<file>        CSV, TSV, JSON lines, JSON, Parquet or Feather (by its suffix, or format=)
@@ -121,52 +122,17 @@ def predict(options: dict, overrides: list[str]) -> str:
     import mlflow  # slow to import: only once the arguments and the input are known to be good
 
     from ktt import tracking
-    from ktt.export.run import find_run
 
     tracking.configure(cfg.tracking.uri)
     client = mlflow.MlflowClient(mlflow.get_tracking_uri())
-    if "model" in options:
-        run_id = registered_run(client, options["model"])
-        what = f"{options['model']} (run {run_id})"
-    else:
-        experiment = cfg.tracking.experiment if options["run_id"] == "latest" else None
-        run_id = find_run(client, options["run_id"], experiment, cfg.model._target_)
-        what = f"run {run_id}"
-    model = tracking.load_model(run_id)
+    reference = options.get("model") or options["run_id"]
+    run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
+    what = f"{reference} (run {run_id})" if reference.startswith(REGISTRY_PREFIX) else f"run {run_id}"
+    model = tracking.load_model(reference)
     metadata = {"ktt.run_id": run_id, "ktt.checkpoint_sha256": client.get_run(run_id).data.tags[tracking.SHA256_TAG]}
     summary = score_file(model, source, options["output"], progress=bool(cfg.get("progress", True)),
                          metadata=metadata)
     return summary.line(what)
-
-
-def registered_run(client, uri: str) -> str:
-    """The run id behind ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
-
-    Raises
-    ------
-    KttError
-        If the URI is malformed, the version or alias does not exist, or it was not logged by a run.
-    """
-    import mlflow
-
-    from ktt.errors import KttError
-
-    reference = uri.removeprefix(REGISTRY_PREFIX)
-    name, at, alias = reference.partition("@")
-    version = None
-    if not at:
-        name, _, version = reference.rpartition("/")
-    if not name or not (alias or version) or "/" in name or (version is not None and not version.isdigit()):
-        raise KttError(f"invalid model={uri!r} (allowed: models:/<name>/<version> or models:/<name>@<alias>)")
-    try:
-        found = (client.get_model_version_by_alias(name, alias) if alias
-                 else client.get_model_version(name, version))
-    except mlflow.exceptions.MlflowException as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise KttError(f"no registered model {uri} in {client.tracking_uri} ({first})") from None
-    if not found.run_id:
-        raise KttError(f"{uri} was not logged by a ktt run (no run id); give run_id=<id>")
-    return found.run_id
 
 
 def _terminate(signum, frame):
