@@ -147,8 +147,8 @@ def prepare_sqlite(uri: str) -> None:
     """
     if sqlite_path(uri) is None:
         return
-    client = mlflow.MlflowClient(uri)
     with store_lock(uri):
+        client = mlflow.MlflowClient(uri)  # may open the store already: under the lock too
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
 
