@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env, mlflow_runs, run_cli
-from ktt.testing import free_port, stop_process, wait_for
+from ktt.testing import free_port, ray_cluster, stop_process, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 #: A small, fast, ONNX-exportable model on the ~3,000-row ICD sample.
@@ -248,42 +248,14 @@ def test_three_runs_started_together_on_a_fresh_sqlite_store_all_finish(icd_samp
 
 # ------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray cluster (``ray start --head --block`` on 127.0.0.1, 2 CPUs): its address and folder.
-
-    The cluster's processes share the process group of ``ray start``, which is stopped
-    as a group afterwards (``ray stop`` would stop every Ray cluster of the machine).
-    """
-    import shutil
-    import socket
-
-    folder = Path("/tmp") / f"ktt-ray-{uuid.uuid4().hex[:8]}"  # short: Ray's socket paths must fit in 107 bytes
-    port = free_port()
-    with open(f"{folder}.log", "w") as log:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-             "--num-cpus", "2", "--object-store-memory", str(100 * 2**20), "--include-dashboard=false",
-             "--disable-usage-stats", "--temp-dir", str(folder)],
-            stdout=log, stderr=subprocess.STDOUT, env={**cli_env(), "RAY_USAGE_STATS_ENABLED": "0"},
-            start_new_session=True)
-
-    def listening():
-        if process.poll() is not None:
-            raise AssertionError(f"ray start exited ({process.returncode}):\n{Path(f'{folder}.log').read_text()[-3000:]}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0 and list(folder.glob("session_*/logs/raylet.out"))
-
-    try:
-        wait_for(listening, timeout_s=120, step_s=0.5, what="Ray head up")
-        yield f"127.0.0.1:{port}", folder
-    finally:
-        stop_process(process, timeout_s=5, group=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        Path(f"{folder}.log").unlink(missing_ok=True)
+def ray_head():
+    """A local Ray cluster with 2 CPUs (``ray start --head`` on 127.0.0.1): its address and folder."""
+    with ray_cluster(num_cpus=2) as (address, folder):
+        yield address, folder
 
 
-def test_a_grid_on_a_ray_cluster_lands_in_one_parent_run(ray_cluster, icd_sample, tmp_path):
-    address, folder = ray_cluster
+def test_a_grid_on_a_ray_cluster_lands_in_one_parent_run(ray_head, icd_sample, tmp_path):
+    address, folder = ray_head
     result = run_cli("-m", "hydra/launcher=ray", f"hydra.launcher.address={address}", "loss=hinge,modified_huber",
                      "alpha=1e-4,1e-5", *data(icd_sample), *SMALL, cwd=tmp_path)
     runs = mlflow_runs(tmp_path)

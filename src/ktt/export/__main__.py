@@ -108,7 +108,7 @@ def export(run_id: str, overrides: list[str], allow_unfinished: bool = False):
     reference = run_id
     run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
     unfinished = check_exportable(client.get_run(run_id), allow_unfinished)
-    model = tracking.load_model(reference)
+    model = tracking.load_model(reference if reference.startswith("models:/") else run_id)  # a version's sha256 too
     result = export_run(model, settings, run_id)
     if unfinished:
         client.set_tag(run_id, ALLOW_UNFINISHED_TAG, "true")
