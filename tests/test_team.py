@@ -114,6 +114,16 @@ def assert_served(server: TrackingServer, run, tmp_path: Path) -> None:
                                                                                   "hierarchy.json"}
 
 
+def assert_parent_served(server: TrackingServer, parent, tmp_path: Path) -> None:
+    """A sweep's parent run is FINISHED and its summary downloads through the server."""
+    import mlflow
+
+    assert parent.info.status == "FINISHED", parent.data.tags.get("ktt.error")
+    summary = mlflow.artifacts.download_artifacts(run_id=parent.info.run_id, artifact_path="summary.txt",
+                                                  dst_path=str(tmp_path / parent.info.run_id), tracking_uri=server.url)
+    assert f"sweep {parent.info.run_id}: " in Path(summary).read_text()
+
+
 def assert_nothing_local(cwd: Path) -> None:
     assert not [name for name in LOCAL_STORE if (cwd / name).exists()], sorted(p.name for p in cwd.iterdir())
 
@@ -177,20 +187,22 @@ def test_a_run_on_the_server_is_registered_promoted_and_taken_back_by_alias(serv
 
 # ------------------------------------------------------------------ sweeps on the server
 def test_a_joblib_sweep_on_the_server_registers_its_best_job_only(server, icd_sample, tmp_path):
-    run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=hinge,modified_huber", *data(icd_sample),
-            *SMALL, "tracking.experiment=joblib-sweep", "register=true", "tracking.registered_model=sweep-best",
-            f"tracking.uri={server.url}", cwd=tmp_path)
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=hinge,modified_huber",
+                     *data(icd_sample), *SMALL, "tracking.experiment=joblib-sweep", "register=true",
+                     "tracking.registered_model=sweep-best", f"tracking.uri={server.url}", cwd=tmp_path)
     client = server.client()
     runs = experiment_runs(client, "joblib-sweep")
     (parent,) = [r for r in runs if r.data.tags.get("ktt.sweep.role") == "parent"]
     jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 3 and len(jobs) == 2 and parent.info.status == "FINISHED"
+    assert len(runs) == 3 and len(jobs) == 2
+    assert_parent_served(server, parent, tmp_path)
     for job in jobs:
         assert_served(server, job, tmp_path)
     (best,) = [job for job in jobs if job.data.tags.get("ktt.sweep.best") == "true"]
     (version,) = client.search_model_versions("name = 'sweep-best'")
     assert version.run_id == best.info.run_id
     assert version.tags["ktt.checkpoint_sha256"] == best.data.tags["ktt.checkpoint_sha256"]
+    assert "registered: models:/sweep-best/1" in result.stdout
     assert_nothing_local(tmp_path)
 
 
@@ -207,7 +219,8 @@ def test_an_optuna_search_on_the_server_with_a_postgresql_study(server, postgres
     runs = experiment_runs(server.client(), "optuna-search")
     (parent,) = [r for r in runs if r.data.tags.get("ktt.sweep.role") == "parent"]
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(trials) == 2 and parent.info.status == "FINISHED"
+    assert len(trials) == 2
+    assert_parent_served(server, parent, tmp_path)
     for trial in trials:
         assert_served(server, trial, tmp_path)
     assert sorted(t.value for t in study.trials) == sorted(r.data.metrics["val_leaf_accuracy"] for r in trials)

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ktt.errors import KttError, error_line
 from ktt.tracking.registry import check_version_sha256, register_model, resolve_run
-from ktt.tracking.store import check_reachable, configure, experiment_id, store_lock
+from ktt.tracking.store import configure, experiment_id
 
 log = logging.getLogger(__name__)
 
