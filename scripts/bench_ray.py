@@ -32,9 +32,9 @@ GRID = ["loss=hinge,modified_huber", "alpha=1e-4,1e-5"]
 MODEL = ["model=tfidf_lsgd", "char_ngrams=null", "progress=false", "plots=false", "n_jobs=1"]
 
 
-def ktt(args: list[str], cwd: Path) -> float:
-    """Run ``python -m ktt <args>`` in ``cwd``; its wall-clock seconds (raises if it fails)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+def ktt(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Run ``python -m ktt <args>`` in ``cwd`` (with more ``env``); its wall-clock seconds (raises if it fails)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")} | (env or {})
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "ktt", *args], cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--proportion", type=float, default=0.1, help="dataset.proportion of the bundled data")
     args = parser.parse_args()
     common = [*MODEL, f"dataset.proportion={args.proportion}"]
-    with tempfile.TemporaryDirectory(prefix="ktt-bench-ray-") as tmp, ray_cluster(num_cpus=2) as (address, _):
+    with tempfile.TemporaryDirectory(prefix="ktt-bench-ray-") as tmp, ray_cluster(num_cpus=2) as (address, _, token):
         cwd = Path(tmp)
         ktt(common, cwd)  # the store and the data cache, untimed
         launchers = {"joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -58,7 +58,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = list(launchers) if round_ % 2 == 0 else list(reversed(launchers))
             for name in order:
-                times[name].append(ktt(["-m", *launchers[name], *GRID, *common], cwd))
+                times[name].append(ktt(["-m", *launchers[name], *GRID, *common], cwd, token))
                 print(f"round {round_ + 1}: {name:6s} {times[name][-1]:6.1f} s", flush=True)
     print(f"\n4-job sweep (2 at a time), dataset.proportion={args.proportion}, {args.rounds} round(s)\n")
     print(f"{'round':>6}  {'joblib s':>9}  {'ray s':>7}  {'ray / joblib':>12}")

@@ -262,15 +262,15 @@ def test_three_runs_started_together_on_a_fresh_sqlite_store_all_finish(icd_samp
 # ------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def ray_head():
-    """A local Ray cluster with 2 CPUs (``ray start --head`` on 127.0.0.1): its address and folder."""
-    with ray_cluster(num_cpus=2) as (address, folder):
-        yield address, folder
+    """A local Ray cluster with 2 CPUs (``ray start --head`` on 127.0.0.1): its address, folder and token."""
+    with ray_cluster(num_cpus=2) as cluster:
+        yield cluster
 
 
 def test_a_grid_on_a_ray_cluster_lands_in_one_parent_run(ray_head, icd_sample, tmp_path):
-    address, folder = ray_head
+    address, folder, token = ray_head
     result = run_cli("-m", "hydra/launcher=ray", f"hydra.launcher.address={address}", "loss=hinge,modified_huber",
-                     "alpha=1e-4,1e-5", *data(icd_sample), *SMALL, cwd=tmp_path)
+                     "alpha=1e-4,1e-5", *data(icd_sample), *SMALL, cwd=tmp_path, env=token)
     runs = mlflow_runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags.get("ktt.sweep.role") == "parent"]
     jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -285,3 +285,15 @@ def test_a_grid_on_a_ray_cluster_lands_in_one_parent_run(ray_head, icd_sample, t
     for job in jobs:
         assert f"run {job.info.run_id} " in workers and f"run {job.info.run_id} " not in result.stdout
     assert len(list((tmp_path / "multirun").glob("*/*/*/ktt.log"))) == 4
+
+
+def test_a_ray_cluster_that_refuses_the_sweep_is_one_line(ray_head, icd_sample, tmp_path):
+    address, _, token = ray_head
+    wrong = {**token, "RAY_AUTH_TOKEN": "0" * 64}  # Ray retries for ~20 s before it gives up
+    result = run_cli("-m", "hydra/launcher=ray", f"hydra.launcher.address={address}", "loss=hinge,modified_huber",
+                     *data(icd_sample), *SMALL, cwd=tmp_path, env=wrong, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and lines[-1].startswith(f"ktt: error: cannot connect to the Ray cluster at {address}"), \
+        result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+

@@ -101,12 +101,14 @@ def postgres_server(password: str, user: str = "ktt") -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def ray_cluster(num_cpus: int = 2, object_store_mb: int = 100) -> Iterator[tuple[str, Path]]:
-    """Run a local Ray cluster (``ray start --head --block`` on 127.0.0.1); yield its address and folder.
+def ray_cluster(num_cpus: int = 2, object_store_mb: int = 100) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """Run a local Ray cluster (``ray start --head --block`` on 127.0.0.1); yield its address, folder and token.
 
-    The cluster's processes share the process group of ``ray start``, which is stopped
-    as a group on exit (``ray stop`` would stop every Ray cluster of the machine), and
-    its folder (logs, sockets) is deleted.
+    The cluster uses Ray's token authentication with a token of its own (whatever
+    ``~/.ray/auth_token`` holds): a process joins it with the yielded environment
+    (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN``). Its processes share the process group
+    of ``ray start``, which is stopped as a group on exit (``ray stop`` would stop every
+    Ray cluster of the machine), and its folder (logs, sockets) is deleted.
 
     Parameters
     ----------
@@ -115,17 +117,29 @@ def ray_cluster(num_cpus: int = 2, object_store_mb: int = 100) -> Iterator[tuple
     object_store_mb : int
         Its object store (Ray's minimum is 75 MB).
 
+    Yields
+    ------
+    address : str
+        ``127.0.0.1:<port>``, for ``hydra.launcher.address``.
+    folder : Path
+        The cluster's temporary folder (``session_*/logs`` has the workers' output).
+    env : dict
+        The variables a process needs to join the cluster.
+
     Raises
     ------
     AssertionError
         If the head does not come up within two minutes.
     """
+    import secrets
     import sys
 
     folder = Path(tempfile.gettempdir()) / f"ktt-ray-{os.getpid()}-{free_port()}"  # short: socket paths <= 107 bytes
     port = free_port()
     log_path = Path(f"{folder}.log")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
@@ -141,7 +155,7 @@ def ray_cluster(num_cpus: int = 2, object_store_mb: int = 100) -> Iterator[tuple
 
     try:
         wait_for(up, timeout_s=120, step_s=0.5, what="Ray head up")
-        yield f"127.0.0.1:{port}", folder
+        yield f"127.0.0.1:{port}", folder, auth
     finally:
         stop_process(process, timeout_s=5, group=True)
         shutil.rmtree(folder, ignore_errors=True)

@@ -50,7 +50,16 @@ def start_ray(launcher) -> None:
     options = {"address": launcher.address, **launcher.init}
     options.setdefault("logging_level", logging.WARNING)
     log.info("Connecting to Ray (%s)", launcher.address or "a local instance")
-    ray.init(**options)
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError) as error:  # down, or its token is not ours
+        from ktt.errors import KttError
+
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = launcher.address or "a local instance"
+        raise KttError(f"cannot connect to the Ray cluster at {where} ({reason}); start it (ray start --head), fix "
+                       "hydra.launcher.address, and give this process the cluster's token if it uses one "
+                       "(RAY_AUTH_MODE=token with RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
 
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
