@@ -16,7 +16,6 @@ the experiment (:func:`experiment_id`); the others wait for it, then find both m
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import tempfile
@@ -34,6 +33,8 @@ CONNECT_TIMEOUT_S = 10
 #: Seconds a process waits for another to finish preparing the same SQLite store.
 LOCK_TIMEOUT_S = 600
 SQLITE_PREFIX = "sqlite:///"
+#: The lock file (in the temporary folder, one per user) that one process at a time holds to prepare a local store.
+LOCK_FILE = f"ktt-mlflow-sqlite-{os.getuid() if hasattr(os, 'getuid') else 0}.lock"
 
 
 def configure(uri: str | None) -> None:
@@ -110,9 +111,10 @@ def sqlite_path(uri: str) -> Path | None:
 def store_lock(uri: str | None = None) -> Iterator[None]:
     """Hold an exclusive lock on a local SQLite store (a no-op for servers and other databases).
 
-    The lock file lives in the temporary folder, named after the database's absolute
-    path (not beside the database: nothing is added to the user's folder). Processes
-    on one machine share it; SQLite over a network filesystem is not supported by MLflow anyway.
+    One lock file in the temporary folder serves every SQLite store of the user
+    (not one beside each database: nothing is added to the user's folders, and no lock
+    files pile up); it is held for the seconds it takes to create a schema or an
+    experiment. SQLite over a network filesystem is not supported by MLflow anyway.
 
     Parameters
     ----------
@@ -125,8 +127,7 @@ def store_lock(uri: str | None = None) -> Iterator[None]:
         return
     from filelock import FileLock, Timeout
 
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    lock = FileLock(Path(tempfile.gettempdir()) / f"ktt-mlflow-{digest}.lock")
+    lock = FileLock(Path(tempfile.gettempdir()) / LOCK_FILE)
     try:
         lock.acquire(timeout=LOCK_TIMEOUT_S)
     except Timeout:
