@@ -121,7 +121,7 @@ def test_interrupted_search_keeps_finished_trials_and_resumes_numbering(icd_samp
     assert "ktt: interrupted" in (cwd / "stderr.txt").read_text()
 
     before = trials(cwd / "optuna.db")
-    assert before[0] == (0, "COMPLETE") and all(state in ("COMPLETE", "FAIL") for _, state in before)
+    assert before[0] == (0, "COMPLETE") and all(state in ("COMPLETE", "FAIL") for _, state in before), before
     ((parent, children),) = sweeps(cwd)
     assert parent.info.status == "KILLED"
     statuses = [c.info.status for c in children]

@@ -16,8 +16,11 @@ exhausted and the search ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 from pathlib import Path
 from typing import Any, List, Sequence
 
@@ -108,13 +111,13 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
     repeats = 0
     try:
         while len(trials) < sweeper.n_jobs and len(mine) < sweeper.n_trials and repeats < MAX_DUPLICATES_IN_A_ROW:
-            trial = study.ask(space)
-            mine.append(trial.number)
-            if not skip_duplicate(study, trial, trials):
-                trials.append(trial)
-                repeats = 0
-            else:
-                repeats += 1
+            with ctrl_c_deferred():  # a trial created in the storage is known here before a Ctrl-C can stop us
+                trial = study.ask(space)
+                mine.append(trial.number)
+                duplicate = skip_duplicate(study, trial, trials)
+                if not duplicate:
+                    trials.append(trial)
+            repeats = 0 if not duplicate else repeats + 1
         if not trials:
             return []
         job_idx = _jobs_run(study, mine, trials)
@@ -137,6 +140,29 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
                 fail(study, trial, "interrupted" if interrupted else f"not run: {error}", interrupted)
         raise
     return results
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until its end, then raise it as usual.
+
+    ``study.ask`` creates the trial in the storage before it returns it: a Ctrl-C in
+    between would leave a RUNNING trial that nobody can mark FAIL. Outside the main
+    thread (where signals cannot be caught) the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and previous is not signal.SIG_IGN:
+        if callable(previous):
+            previous(signal.SIGINT, received[0])  # raises, as Python's and ktt's sweep handler do
+        raise KeyboardInterrupt
 
 
 def skip_duplicate(study: optuna.Study, trial: optuna.Trial, pending: Sequence[optuna.Trial]) -> bool:
