@@ -38,7 +38,7 @@ CONTINUED = " (continued)"
 API_MODULES = ("ktt.model", "ktt.model_sklearn", "ktt.hierarchy", "ktt.metrics", "ktt.preprocess", "ktt.tracking",
                "ktt.predict", "ktt.features", "ktt.linear", "ktt.tfidf", "ktt.hierarchical",
                "models.tfidf_lsgd", "models.tfidf_hsgd")
-API_PACKAGES = ("ktt.data", "ktt.export", "ktt.serving", "ktt.monitoring")
+API_PACKAGES = ("ktt.data", "ktt.export", "ktt.serving", "ktt.monitoring", "ktt.tracking")
 
 
 # ------------------------------------------------------------------ the guide's blocks

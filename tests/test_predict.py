@@ -106,9 +106,9 @@ def test_a_registered_model_version_or_alias(trained):
     client.create_registered_model("icd")
     version = client.create_model_version("icd", f"runs:/{run_id}/model", run_id=run_id).version
     client.set_registered_model_alias("icd", "champion", version)
-    result = run_predict("model=models:/icd@champion", "input=new.parquet", "output=registered.parquet", cwd=cwd)
+    result = run_predict("run_id=models:/icd@champion", "input=new.parquet", "output=registered.parquet", cwd=cwd)
     assert f"with models:/icd@champion (run {run_id})" in result.stdout
-    result = run_predict("model=models:/icd@retired", "input=new.parquet", "output=other.parquet", cwd=cwd,
+    result = run_predict("run_id=models:/icd@retired", "input=new.parquet", "output=other.parquet", cwd=cwd,
                          check=False)
     assert result.returncode == 2 and result.stderr.startswith("ktt: error: no registered model models:/icd@retired")
     assert not (cwd / "other.parquet").exists()

@@ -174,6 +174,7 @@ def setting_constraints() -> dict[str, list]:
         "plots": [bool],
         "progress": [bool],
         "evaluate_test": [bool],
+        "register": [bool],
         "objective": [str],
         "paths.cache_dir": [str],
     }

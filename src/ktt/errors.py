@@ -416,6 +416,12 @@ def _mlflow(error) -> str:
         return (f"{where} is a folder (MLflow's file store, refused by MLflow 3 unless MLFLOW_ALLOW_FILE_STORE=true); "
                 "use a database or a server, e.g. tracking.uri=sqlite:///mlflow.db")
     first = _first_line(text)
+    refused = re.search(r"API request to endpoint (\S+) failed with error code (\d+)", text)
+    if refused:  # the server answered, and said no: a proxy, --allowed-hosts, authentication, permissions
+        body = re.search(r"Response body: '([^']*)'", text)
+        why = f": {body.group(1)[:200]}" if body and body.group(1).strip() else ""
+        return (f"the MLflow tracking server {where} refused {refused.group(1)} (HTTP {refused.group(2)}{why}); "
+                "check the server's settings (--allowed-hosts, authentication, permissions) and tracking.uri")
     if re.search(r"\b(API request to|Max retries exceeded|Connection refused|NewConnectionError)", text):
         return f"cannot reach the MLflow tracking server {where}: {first[:300]}; check that it runs"
     if "experiment name" in first.lower():

@@ -1,4 +1,4 @@
-"""Helpers for ktt's tests and benchmarks: loopback ports, polling, a throwaway PostgreSQL.
+"""Helpers for ktt's tests and benchmarks: loopback ports, polling, a throwaway PostgreSQL, a local Ray cluster.
 
 Everything here runs real servers on 127.0.0.1 only.
 """
@@ -98,3 +98,65 @@ def postgres_server(password: str, user: str = "ktt") -> Iterator[str]:
         subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_cluster(num_cpus: int = 2, object_store_mb: int = 100) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """Run a local Ray cluster (``ray start --head --block`` on 127.0.0.1); yield its address, folder and token.
+
+    The cluster uses Ray's token authentication with a token of its own (whatever
+    ``~/.ray/auth_token`` holds): a process joins it with the yielded environment
+    (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN``). Its processes share the process group
+    of ``ray start``, which is stopped as a group on exit (``ray stop`` would stop every
+    Ray cluster of the machine), and its folder (logs, sockets) is deleted.
+
+    Parameters
+    ----------
+    num_cpus : int
+        CPUs the cluster offers its tasks.
+    object_store_mb : int
+        Its object store (Ray's minimum is 75 MB).
+
+    Yields
+    ------
+    address : str
+        ``127.0.0.1:<port>``, for ``hydra.launcher.address``.
+    folder : Path
+        The cluster's temporary folder (``session_*/logs`` has the workers' output).
+    env : dict
+        The variables a process needs to join the cluster.
+
+    Raises
+    ------
+    AssertionError
+        If the head does not come up within two minutes.
+    """
+    import secrets
+    import sys
+
+    folder = Path(tempfile.gettempdir()) / f"ktt-ray-{os.getpid()}-{free_port()}"  # short: socket paths <= 107 bytes
+    port = free_port()
+    log_path = Path(f"{folder}.log")
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+             "--port", str(port), "--num-cpus", str(num_cpus), "--object-store-memory", str(object_store_mb * 2**20),
+             "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(folder)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def up():
+        if process.poll() is not None:
+            raise AssertionError(f"ray start exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0 and list(folder.glob("session_*/logs/raylet.out"))
+
+    try:
+        wait_for(up, timeout_s=120, step_s=0.5, what="Ray head up")
+        yield f"127.0.0.1:{port}", folder, auth
+    finally:
+        stop_process(process, timeout_s=5, group=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        log_path.unlink(missing_ok=True)

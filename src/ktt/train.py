@@ -97,6 +97,10 @@ def train(cfg: DictConfig) -> float:
             with stage("plotting"):  # only the wait: they were drawn while the steps above ran
                 mlflow.log_artifacts(str(plots.wait()), "plots")
         tracking.log_hydra_files(HydraConfig.get().runtime.output_dir)
+        if cfg.register and sweep_job.current() is None:  # in a sweep, the summary registers the best job
+            with stage("registering the model"):
+                version = tracking.register_model(run.info.run_id, cfg.tracking.registered_model)
+            log.info("Registered as models:/%s/%s", version.name, version.version)
         report(metrics, run)
     return float(metrics[cfg.objective])
 

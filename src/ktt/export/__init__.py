@@ -9,6 +9,6 @@ For a past run, without retraining: ``python -m ktt.export run_id=<id> export=be
 * :mod:`ktt.export.run`: both, logged to the run.
 """
 
-from ktt.export.run import FORMATS, ExportResult, check_exportable, export_run, export_settings, find_run
+from ktt.export.run import FORMATS, ExportResult, check_exportable, export_run, export_settings
 
-__all__ = ["FORMATS", "ExportResult", "check_exportable", "export_run", "export_settings", "find_run"]
+__all__ = ["FORMATS", "ExportResult", "check_exportable", "export_run", "export_settings"]

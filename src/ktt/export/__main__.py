@@ -1,11 +1,13 @@
-"""``python -m ktt.export run_id=<id>|latest export=onnx|bento [overrides]``: export a past run.
+"""``python -m ktt.export run_id=<id>|latest|models:/<name>@<alias> export=onnx|bento [overrides]``: export a past run.
 
 The config is composed as for training (same groups and keys), so ``export.*``
 options, ``tracking.uri`` and, for ``run_id=latest``, the model and dataset that
 pick the run (the newest FINISHED run of ``model`` in the dataset's experiment)
-are given the same way::
+are given the same way. A registered version names its run too
+(``run_id=models:/<name>/<version>`` or ``run_id=models:/<name>@<alias>``)::
 
     python -m ktt.export run_id=3f2a... export=onnx
+    python -m ktt.export run_id=models:/tfidf_lsgd-icd10cm@champion export=bento
     python -m ktt.export run_id=latest dataset=file dataset.path=my.csv export=bento export.max_latency_ms=5000
 
 Only a FINISHED run is exported: ``allow_unfinished=true`` exports a FAILED,
@@ -33,14 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = console.pop_verbose(sys.argv[1:] if argv is None else list(argv))
     console.setup()
     if any(arg in ("-h", "--help") for arg in argv):
-        print("usage: python -m ktt.export run_id=<id>|latest export=onnx|bento [allow_unfinished=true] "
-              "[--verbose] [overrides]\n\n" + USAGE)
+        print("usage: python -m ktt.export run_id=<id>|latest|models:/<name>@<alias> export=onnx|bento "
+              "[allow_unfinished=true] [--verbose] [overrides]\n\n" + USAGE)
         return
     run_ids = [arg.split("=", 1)[1] for arg in argv if arg.startswith("run_id=")]
     allow = [arg.split("=", 1)[1] for arg in argv if arg.startswith("allow_unfinished=")]
     overrides = [arg for arg in argv if not arg.startswith(("run_id=", "allow_unfinished="))]
     if len(run_ids) != 1 or not run_ids[0].strip():
-        fail("give one run_id=<MLflow run id> (or run_id=latest: the newest FINISHED run of the model and dataset)")
+        fail("give one run_id=<MLflow run id> (or run_id=latest: the newest FINISHED run of the model and dataset, "
+             "or run_id=models:/<name>/<version> or models:/<name>@<alias>: a registered version)")
     if len(allow) > 1 or (allow and allow[0].strip().lower() not in _BOOLEANS):
         fail(f"invalid allow_unfinished={allow[-1]!r} (allowed: true, false)")
     allow_unfinished = bool(allow) and _BOOLEANS[allow[0].strip().lower()]
@@ -62,7 +65,8 @@ def export(run_id: str, overrides: list[str], allow_unfinished: bool = False):
     Parameters
     ----------
     run_id : str
-        An MLflow run id, or ``latest``.
+        An MLflow run id, ``latest`` or a registered version (``models:/<name>/<version>``,
+        ``models:/<name>@<alias>``).
     overrides : list of str
         Config overrides (``export=onnx``, ``tracking.uri=...``, ...).
     allow_unfinished : bool
@@ -97,14 +101,14 @@ def export(run_id: str, overrides: list[str], allow_unfinished: bool = False):
     import mlflow  # slow to import: only once the config is known to be good
 
     from ktt import tracking
-    from ktt.export.run import check_exportable, export_run, find_run
+    from ktt.export.run import check_exportable, export_run
 
     tracking.configure(cfg.tracking.uri)
     client = mlflow.MlflowClient(mlflow.get_tracking_uri())
-    experiment = cfg.tracking.experiment if run_id == "latest" else None
-    run_id = find_run(client, run_id, experiment, cfg.model._target_)
+    reference = run_id
+    run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
     unfinished = check_exportable(client.get_run(run_id), allow_unfinished)
-    model = tracking.load_model(run_id)
+    model = tracking.load_model(reference if reference.startswith("models:/") else run_id)  # a version's sha256 too
     result = export_run(model, settings, run_id)
     if unfinished:
         client.set_tag(run_id, ALLOW_UNFINISHED_TAG, "true")

@@ -260,36 +260,3 @@ def check_exportable(run, allow_unfinished: bool = False) -> bool:
     because = f" ({error[:200]})" if error else ""
     raise KttError(f"run {run_id} is {status}{because}, not FINISHED; export a finished run, "
                    "or add allow_unfinished=true to export it anyway")
-
-
-def find_run(client, run_id: str, experiment: str, model_target: str) -> str:
-    """Resolve ``run_id``: an id as is (it must exist), or ``latest``.
-
-    ``latest`` is the newest FINISHED run in ``experiment`` whose ``model._target_``
-    param is ``model_target``.
-
-    Raises
-    ------
-    KttError
-        If there is no such run.
-    """
-    import mlflow
-
-    if run_id != "latest":
-        try:
-            return client.get_run(run_id).info.run_id
-        except mlflow.exceptions.MlflowException:
-            raise KttError(f"no MLflow run {run_id!r} in {client.tracking_uri}") from None
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise KttError(f"no MLflow experiment {experiment!r} in {client.tracking_uri}; "
-                       "train first or pass run_id=<id>")
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"attributes.status = 'FINISHED' and params.`model._target_` = '{model_target}'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
-        raise KttError(f"no FINISHED run of {model_target} in experiment {experiment!r}; "
-                       "train first or pass run_id=<id>")
-    return runs[0].info.run_id
-

@@ -1,10 +1,10 @@
-"""``python -m ktt.predict run_id=<id>|latest input=<file> output=<file> [options] [overrides]``: score a file.
+"""``python -m ktt.predict run_id=<id>|latest|models:/<name>@<alias> input=<file> output=<file> [options]``: score a file.
 
 The model is a run's (``run_id=<id>``; ``run_id=latest``: the newest FINISHED run
-of ``model`` in the dataset's experiment, as for ``python -m ktt.export``) or a
-registered model version (``model=models:/<name>/<version>`` or
-``model=models:/<name>@<alias>``); its checkpoint is checked against the run's
-recorded sha256 before it is loaded. Options:
+of ``model`` in the dataset's experiment) or a registered model version's
+(``run_id=models:/<name>/<version>`` or ``run_id=models:/<name>@<alias>``: the run
+that logged it), as for ``python -m ktt.export``; its checkpoint is checked against
+the run's recorded sha256 (and the version's) before it is loaded. Options:
 
     input=<file>        CSV, TSV, JSON lines, JSON, Parquet or Feather (by its suffix, or format=)
     output=<file>       .parquet, .csv or .tsv; written whole or not at all
@@ -16,7 +16,7 @@ Other overrides compose the config as for training (``tracking.uri=``,
 
     python -m ktt.predict run_id=3f2a... input=new.csv output=scored.parquet
     python -m ktt.predict run_id=latest dataset=file dataset.path=train.csv input=new.jsonl output=scored.csv
-    python -m ktt.predict model=models:/icd@champion input=new.parquet output=scored.parquet text_col=title
+    python -m ktt.predict run_id=models:/icd@champion input=new.parquet output=scored.parquet text_col=title
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 
 USAGE = __doc__.split("\n\n", 1)[1]
 #: The keys this command reads itself; everything else is a config override.
-KEYS = ("run_id", "model", "input", "output", "text_col", "chunk_size", "format")
+KEYS = ("run_id", "input", "output", "text_col", "chunk_size", "format")
 REGISTRY_PREFIX = "models:/"
 
 
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(arg in ("-h", "--help") for arg in argv):
-        print("usage: python -m ktt.predict run_id=<id>|latest input=<file> output=<file> [options] [overrides]\n\n"
-              + USAGE)
+        print("usage: python -m ktt.predict run_id=<id>|latest|models:/<name>@<alias> input=<file> output=<file> "
+              "[options] [overrides]\n\n" + USAGE)
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar: the scoring's
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the temporary output is removed
@@ -57,9 +57,6 @@ def main(argv: list[str] | None = None) -> None:
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     """Split ``argv`` into this command's options (checked) and config overrides.
 
-    ``model=`` is this command's only when it names a registered model (``models:/...``);
-    otherwise it is the config group that picks ``run_id=latest``.
-
     Raises
     ------
     KttError
@@ -72,19 +69,19 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     overrides = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if not sep or key not in KEYS or (key == "model" and not value.startswith(REGISTRY_PREFIX)):
+        if not sep or key not in KEYS:
             overrides.append(arg)
             continue
         if key in options:
             raise KttError(f"give {key}= once")
         options[key] = value
-    if ("run_id" in options) == ("model" in options):
+    if "run_id" not in options:
         raise KttError("give one run_id=<MLflow run id> (or run_id=latest: the newest FINISHED run of the model "
-                       "and dataset) or model=models:/<name>/<version> (or models:/<name>@<alias>)")
+                       "and dataset, or run_id=models:/<name>/<version> or models:/<name>@<alias>: a registered version)")
     for key in ("input", "output"):
         if not options.get(key):
             raise KttError(f"give {key}=<file>")
-    for key in ("run_id", "model", "text_col", "format"):
+    for key in ("run_id", "text_col", "format"):
         if key in options and not options[key]:
             raise KttError(f"invalid {key}='' (allowed: a non-empty value)")
     from ktt.data.flat_file import FORMATS
@@ -121,52 +118,17 @@ def predict(options: dict, overrides: list[str]) -> str:
     import mlflow  # slow to import: only once the arguments and the input are known to be good
 
     from ktt import tracking
-    from ktt.export.run import find_run
 
     tracking.configure(cfg.tracking.uri)
     client = mlflow.MlflowClient(mlflow.get_tracking_uri())
-    if "model" in options:
-        run_id = registered_run(client, options["model"])
-        what = f"{options['model']} (run {run_id})"
-    else:
-        experiment = cfg.tracking.experiment if options["run_id"] == "latest" else None
-        run_id = find_run(client, options["run_id"], experiment, cfg.model._target_)
-        what = f"run {run_id}"
-    model = tracking.load_model(run_id)
+    reference = options["run_id"]
+    run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
+    what = f"{reference} (run {run_id})" if reference.startswith(REGISTRY_PREFIX) else f"run {run_id}"
+    model = tracking.load_model(reference if reference.startswith("models:/") else run_id)  # a version's sha256 too
     metadata = {"ktt.run_id": run_id, "ktt.checkpoint_sha256": client.get_run(run_id).data.tags[tracking.SHA256_TAG]}
     summary = score_file(model, source, options["output"], progress=bool(cfg.get("progress", True)),
                          metadata=metadata)
     return summary.line(what)
-
-
-def registered_run(client, uri: str) -> str:
-    """The run id behind ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
-
-    Raises
-    ------
-    KttError
-        If the URI is malformed, the version or alias does not exist, or it was not logged by a run.
-    """
-    import mlflow
-
-    from ktt.errors import KttError
-
-    reference = uri.removeprefix(REGISTRY_PREFIX)
-    name, at, alias = reference.partition("@")
-    version = None
-    if not at:
-        name, _, version = reference.rpartition("/")
-    if not name or not (alias or version) or "/" in name or (version is not None and not version.isdigit()):
-        raise KttError(f"invalid model={uri!r} (allowed: models:/<name>/<version> or models:/<name>@<alias>)")
-    try:
-        found = (client.get_model_version_by_alias(name, alias) if alias
-                 else client.get_model_version(name, version))
-    except mlflow.exceptions.MlflowException as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise KttError(f"no registered model {uri} in {client.tracking_uri} ({first})") from None
-    if not found.run_id:
-        raise KttError(f"{uri} was not logged by a ktt run (no run id); give run_id=<id>")
-    return found.run_id
 
 
 def _terminate(signum, frame):

@@ -3,8 +3,8 @@
 Registered in ``conf/config.yaml`` under ``hydra.callbacks``. In a multirun
 (``python -m ktt -m ...``), in the process that starts it:
 
-- ``on_multirun_start``: warm the data cache (:mod:`ktt.sweep.cache`) and create
-  the MLflow experiment and the sweep's parent run (:mod:`ktt.sweep.parent`);
+- ``on_multirun_start``: create the MLflow experiment and the sweep's parent run
+  (:mod:`ktt.sweep.parent`), then warm the data cache (:mod:`ktt.sweep.cache`);
 - ``on_job_start`` (in whichever process runs the job): nest the job's run
   under the parent (:mod:`ktt.sweep.job`); ``on_job_end``: give a job that failed
   before opening its run a FAILED one;
@@ -56,11 +56,19 @@ class SweepCallback(Callback):
         from ktt.sweep.parent import start_parent
 
         install_log_masking()  # before the data is read: a database URL's password stays out of the log
-        if self.warm_cache:
-            cache.warm_cache(config)
-        self.parent = start_parent(config)
+        # the parent first: a tracking store that is down or refuses stops the sweep before anything is written
+        # (with its one line and status 2 here: Hydra turns a callback's exception into a warning)
+        try:
+            self.parent = start_parent(config)
+        except Exception as error:
+            from ktt.console import report
+
+            report(error)  # exits, unless it is a bug
+            raise
         self._watch_interrupts()
         atexit.register(self._end_abnormally)
+        if self.warm_cache:
+            cache.warm_cache(config)
 
     def on_job_start(self, config, **kwargs) -> None:
         job.enter(self.parent if config.hydra.mode == RunMode.MULTIRUN else None)

@@ -177,16 +177,38 @@ def finish(parent: SweepParent, interrupted: bool = False, crashed: bool = False
     if best is not None:
         client.set_tag(best.run_id, BEST_TAG, "true")
         client.set_tag(parent.run_id, BEST_RUN_TAG, best.run_id)
+    registered, register_error = (None, None) if interrupted or best is None else register_best(client, best)
     text = render(rows, parent) + best_lines(parent, best, results)
+    if registered:
+        text += f"\nregistered: models:/{registered}"
     print(text, flush=True)
     _log_on_parent(client, parent, rows, best, results, text)
 
-    message = None if interrupted else failure(rows, search=results is not None)
+    message = None if interrupted else (failure(rows, search=results is not None) or register_error)
     status = RunStatus.KILLED if interrupted else RunStatus.FAILED if (crashed or message) else RunStatus.FINISHED
     if status != RunStatus.FINISHED:
         client.set_tag(parent.run_id, ERROR_TAG, "interrupted" if interrupted else (message or "the sweep stopped on an error"))
     client.set_terminated(parent.run_id, RunStatus.to_string(status))
     return message
+
+
+def register_best(client, best: JobRow) -> tuple[str | None, str | None]:
+    """With ``register=true`` (the best job's own setting), register its model: ``(name/version, error)``.
+
+    Jobs of a sweep never register themselves (:func:`ktt.train.train`); the sweep
+    registers its best job once, here. A failure to register is the sweep's error, not a crash.
+    """
+    from ktt.errors import error_line
+    from ktt.tracking import register_model
+
+    params = client.get_run(best.run_id).data.params
+    if params.get("register") != "True":
+        return None, None
+    try:
+        version = register_model(best.run_id, params["tracking.registered_model"], client)
+    except Exception as error:  # noqa: BLE001 - the sweep still ends and reports
+        return None, f"could not register the best job's model (run {best.run_id}): {error_line(error)}"
+    return f"{version.name}/{version.version}", None
 
 
 def kill_running(client, parent: SweepParent) -> None:

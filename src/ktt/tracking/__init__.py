@@ -1,7 +1,11 @@
-"""Everything ktt logs to MLflow, in one place.
+"""Everything ktt logs to and reads from MLflow, in one place.
 
 One run per job, in an experiment named after the dataset. The runner calls
-these functions; model code never talks to MLflow.
+these functions; model code never talks to MLflow. This module logs a run;
+:mod:`ktt.tracking.store` picks and prepares the tracking store (a server, a
+database, a local SQLite file safe for several processes); :mod:`ktt.tracking.registry`
+registers a run's model in the Model Registry and turns ``models:/<name>/<version>``
+or ``models:/<name>@<alias>`` into the run behind it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from ktt.errors import KttError, error_line
+from ktt.tracking.registry import check_version_sha256, register_model, resolve_run
+from ktt.tracking.store import configure, experiment_id
 
 log = logging.getLogger(__name__)
 
@@ -36,60 +42,6 @@ RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "pyarr
                     "hydra-core", "omegaconf")
 
 
-def configure(uri: str | None) -> None:
-    """Point MLflow at ``uri`` (None keeps MLflow's default: ``sqlite:///mlflow.db`` in the cwd).
-
-    A tracking server or database that does not answer fails here, in seconds,
-    rather than after MLflow's retries (minutes).
-
-    Raises
-    ------
-    KttError
-        If the server or database cannot be reached.
-    """
-    if uri:
-        mlflow.set_tracking_uri(uri)
-    check_reachable(mlflow.get_tracking_uri())
-
-
-#: Seconds to wait for a tracking server or database before giving up.
-CONNECT_TIMEOUT_S = 10
-
-
-def check_reachable(uri: str) -> None:
-    """Connect once to an ``http(s)://`` tracking server or a database store (not SQLite); raise if it fails."""
-    from ktt.secrets import mask_error, mask_text
-
-    scheme = uri.split(":", 1)[0].lower() if "://" in uri else ""
-    if scheme in ("http", "https"):
-        import requests
-
-        try:
-            requests.get(uri.rstrip("/") + "/health", timeout=CONNECT_TIMEOUT_S)
-        except requests.RequestException as error:
-            reason = "timed out" if isinstance(error, requests.Timeout) else "connection refused or failed"
-            raise KttError(f"cannot reach the MLflow tracking server {mask_text(uri)} ({reason}); start it "
-                           "(mlflow server) or fix tracking.uri") from None
-    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
-        import sqlalchemy
-
-        timeout = {"postgresql": {"connect_timeout": CONNECT_TIMEOUT_S},
-                   "mysql": {"connect_timeout": CONNECT_TIMEOUT_S}}.get(scheme.split("+")[0], {})
-        try:
-            engine = sqlalchemy.create_engine(uri, connect_args=timeout)
-            try:
-                with engine.connect():
-                    pass
-            finally:
-                engine.dispose()
-        except ImportError as error:
-            raise KttError(f"tracking.uri={mask_text(uri)!r} needs a database driver that is not installed "
-                           f"({error.name or error})") from None
-        except sqlalchemy.exc.SQLAlchemyError as error:
-            raise KttError(f"cannot connect to the MLflow tracking database {mask_text(uri)}: {mask_error(error)}; "
-                           "check that it runs and tracking.uri") from None
-
-
 @contextlib.contextmanager
 def start_run(experiment: str, run_name: str | None = None, **kwargs) -> Iterator[mlflow.ActiveRun]:
     """Start a run that ends FINISHED only if the body completes.
@@ -99,8 +51,7 @@ def start_run(experiment: str, run_name: str | None = None, **kwargs) -> Iterato
     tag; a KeyboardInterrupt ends it KILLED. The exception is re-raised (even if
     the store cannot record the end: the first error is the one to report).
     """
-    mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name, **kwargs)
+    run = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name, **kwargs)
     try:
         yield run
     except BaseException as error:
@@ -242,35 +193,39 @@ def checkpoint_uri(run_id: str) -> str:
     return f"runs:/{run_id}/{CHECKPOINT_DIR}/{CHECKPOINT_FILE}"
 
 
-def load_model(run_id: str, tracking_uri: str | None = None):
+def load_model(reference: str, tracking_uri: str | None = None):
     """Download a run's checkpoint and load it, verified against the run's recorded sha256.
 
     Parameters
     ----------
-    run_id : str
-        An MLflow run id (``runs:/<id>`` is accepted too).
+    reference : str
+        An MLflow run id (``runs:/<id>`` is accepted too), or a registered version:
+        ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (the run that logged
+        it; its sha256 must also be the version's).
     tracking_uri : str, optional
         The tracking store; defaults to MLflow's current one.
 
     Returns
     -------
     ktt.model.Model
+
+    Examples
+    --------
+    >>> model = load_model("models:/tfidf_lsgd-icd10cm@champion")  # doctest: +SKIP
     """
     from ktt.model import Model
 
-    run_id = run_id.removeprefix("runs:/").split("/")[0]
     client = mlflow.MlflowClient(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except mlflow.exceptions.MlflowException:
-        raise KttError(f"no MLflow run {run_id!r} in {mlflow.get_tracking_uri() if tracking_uri is None else tracking_uri}") from None
+    run_id = resolve_run(reference, client)
+    run = client.get_run(run_id)
     expected = run.data.tags.get(SHA256_TAG)
     if expected is None:
         raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
+    check_version_sha256(client, reference, expected)
     uri = checkpoint_uri(run_id)
     try:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=tracking_uri
+            run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=client.tracking_uri
         )
     except (mlflow.exceptions.MlflowException, OSError) as error:
         reason = str(getattr(error, "message", None) or error).strip().splitlines()
