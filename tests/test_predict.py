@@ -121,6 +121,8 @@ def test_a_registered_model_version_or_alias(trained):
      "column 'title' not found in new.parquet (columns: id, text); set text_col="),
     (["run_id=latest", "input=new.parquet", "chunk_size=0"], "invalid chunk_size='0' (allowed: an integer >= 1)"),
     (["input=new.parquet"], "give one run_id=<MLflow run id>"),
+    # an error ktt.errors translates (not a KttError): one line too
+    (["run_id=latest", "input=new.parquet", "tracking.uri=foo://bar"], "MLflow does not support tracking.uri='foo://bar'"),
 ])
 def test_errors_are_one_line_and_leave_no_file(trained, args, message):
     cwd, _, _ = trained

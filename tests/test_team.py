@@ -129,8 +129,7 @@ def assert_nothing_local(cwd: Path) -> None:
 
 
 # ------------------------------------------------------------------ one job and the registry
-def test_a_run_on_the_server_is_registered_promoted_and_taken_back_by_alias(server, icd_sample, tmp_path,
-                                                                             monkeypatch):
+def test_a_run_on_the_server_is_registered_promoted_and_taken_back_by_alias(server, icd_sample, tmp_path):
     import mlflow
 
     from ktt.errors import KttError
@@ -160,8 +159,14 @@ def test_a_run_on_the_server_is_registered_promoted_and_taken_back_by_alias(serv
     by_alias = load_model(f"models:/{name}@champion", tracking_uri=server.url)
     by_run = load_model(run.info.run_id, tracking_uri=server.url)
     assert by_alias.predict(texts).tolist() == by_run.predict(texts).tolist()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)  # how a user points MLflow's own API at the server
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # the registered model/ is the pyfunc
+    # how a user points MLflow's own API at the server (in this process an earlier test may have set
+    # MLflow's global URI, which wins over the variable: set it, and put it back)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # the registered model/ is the pyfunc
+    finally:
+        mlflow.set_tracking_uri(previous)
     assert pyfunc.predict(texts) == by_run.predict(texts).tolist()
 
     export = run_cli(f"run_id=models:/{name}@champion", "export=onnx", f"tracking.uri={server.url}",

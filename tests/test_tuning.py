@@ -202,7 +202,8 @@ def test_two_sweeps_on_two_machines_share_one_postgresql_study(icd_sample, empty
 def test_a_search_never_runs_a_configuration_twice(icd_sample, empty_store, tmp_path):
     """Two configurations in the space, four trials: two jobs run, the repeats get the earlier values."""
     cwd = workdir(tmp_path, empty_store)
-    fixed = ["loss=hinge", "alpha=1e-4", "word_ngrams=1", "sublinear_tf=false", "char_ngrams=null"]
+    fixed = ["learner=sgd", "C=1.0", "loss=hinge", "alpha=1e-4", "word_ngrams=1", "sublinear_tf=false",
+             "char_ngrams=null"]
     result = run_cli(*SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random", *data(icd_sample),
                      *SMALL, *fixed, cwd=cwd)
     ((parent, children),) = sweeps(cwd)

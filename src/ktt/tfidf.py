@@ -231,6 +231,9 @@ class TfidfLinearModel(SklearnModel):
         coef, intercept = weights.T, self.scorer_.intercept
         if len(self.classes_) == 2:  # stored as [-w, w]
             coef, intercept = coef[1:], intercept[1:]
+        if self.scorer_.rule == "softmax" and self.scorer_.temperature != 1.0:
+            # softmax(d / T): the graph's decisions are divided by T through its weights (labels unchanged)
+            coef, intercept = coef / self.scorer_.temperature, intercept / self.scorer_.temperature
         classifier.coef_, classifier.intercept_ = np.ascontiguousarray(coef), np.array(intercept)
         classifier.classes_ = np.asarray(self.classes_)
         if hasattr(classifier, "t_"):

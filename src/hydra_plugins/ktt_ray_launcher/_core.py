@@ -31,8 +31,15 @@ def forwarded_env() -> Dict[str, str]:
 
 def execute_job(sweep_config: DictConfig, hydra_context, task_function, singleton_state: Dict[Any, Any],
                 working_dir: str, env: Dict[str, str]) -> JobReturn:
-    """Run one job in a Ray worker: the sweep's folder and variables, Hydra's state, then ``run_job``."""
+    """Run one job in a Ray worker: the sweep's folder and variables, Hydra's state, then ``run_job``.
+
+    The forwarded variables become exactly the driver's: a worker process is reused across
+    tasks and inherits the cluster's own environment, and MLflow's ``set_tracking_uri``
+    writes ``MLFLOW_TRACKING_URI`` into it, so a stale value would redirect the job's runs.
+    """
     os.chdir(working_dir)
+    for key in [key for key in os.environ if key.startswith(FORWARDED_ENV) and key not in env]:
+        del os.environ[key]
     os.environ.update(env)
     setup_globals()
     Singleton.set_state(singleton_state)

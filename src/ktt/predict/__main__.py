@@ -33,23 +33,26 @@ REGISTRY_PREFIX = "models:/"
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the options, check the input, load the model, score, print one line."""
-    from ktt.cli import fail, precheck, register_resolvers
-    from ktt.errors import KttError
+    from ktt import console
+    from ktt.cli import fail, precheck, register_resolvers, run_command
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = console.pop_verbose(sys.argv[1:] if argv is None else list(argv))
+    console.setup()
     if any(arg in ("-h", "--help") for arg in argv):
         print("usage: python -m ktt.predict run_id=<id>|latest|models:/<name>@<alias> input=<file> output=<file> "
-              "[options] [overrides]\n\n" + USAGE)
+              "[options] [--verbose] [overrides]\n\n" + USAGE)
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar: the scoring's
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the temporary output is removed
-    try:
+
+    def command():
         options, overrides = parse_args(argv)
         register_resolvers()
         precheck(overrides)
         print(predict(options, overrides))
-    except KttError as error:
-        fail(str(error))
+
+    try:
+        run_command(command)  # every user error is one line and status 2, as in ktt.export
     except KeyboardInterrupt:
         fail("interrupted", status=130)
 
