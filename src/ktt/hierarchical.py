@@ -35,6 +35,7 @@ Three decodings turn the conditionals into leaf scores and a path
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple, Sequence
 
@@ -314,10 +315,13 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         jobs = [(i, task) for i, task in enumerate(tasks) if len(task.seen) >= 2]
         # Largest first, so that the longest fits do not start last on a busy pool.
         jobs.sort(key=lambda job: -len(job[1].rows) * len(job[1].seen))
-        work = [delayed(_fit_one)(i, self._new_classifier(n_jobs=1), features[task.rows], task.labels)
-                for i, task in jobs]
+        # Each job builds its classifier: a fitted scikit-learn object (dense weights) referenced from
+        # this list would live until the last job ends (measured: 1.06 GB peak instead of 0.39 GB).
+        node_classifier = functools.partial(self._new_classifier, n_jobs=1)
+        work = [delayed(_fit_one)(i, node_classifier, features[task.rows], task.labels) for i, task in jobs]
         if flat is not None:
-            work.insert(0, delayed(_fit_one)("flat", self._new_classifier(n_jobs=self.n_jobs), *flat))
+            work.insert(0, delayed(_fit_one)("flat", functools.partial(self._new_classifier, n_jobs=self.n_jobs),
+                                             *flat))
         classifiers: list = [None] * len(tasks)
         flat_classifier = None
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
@@ -469,9 +473,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                        "is not a single scikit-learn pipeline); export it with export=bento")
 
 
-def _fit_one(index, classifier, features, labels: np.ndarray) -> tuple[object, object]:
-    """``(index, the fitted classifier's columns)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
-    return index, fitted_linear(classifier.fit(features, labels))
+def _fit_one(index, new_classifier, features, labels: np.ndarray) -> tuple[object, object]:
+    """``(index, the columns of new_classifier() fitted)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
+    return index, fitted_linear(new_classifier().fit(features, labels))
 
 
 def _normalised(log_scores: np.ndarray) -> np.ndarray:
