@@ -98,3 +98,11 @@ def node_classifiers(model, train) -> tuple[list, list]:
     classifiers = [model._new_classifier(n_jobs=1).fit(features[task.rows], task.labels) if len(task.seen) >= 2
                    else None for task in tasks]
     return tasks, classifiers
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: Python keeps SIGINT ignored if it starts ignored
+    (as under ``nohup cmd &`` in a non-interactive shell), so the child gets the default disposition."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

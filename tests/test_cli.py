@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import cli_env, mlflow_client, mlflow_runs, run_cli, shared_data
+from conftest import default_sigint, cli_env, mlflow_client, mlflow_runs, run_cli, shared_data
 
 SMALL = ["dataset=file", "min_df=2", "progress=false"]
 
@@ -149,7 +149,8 @@ def test_ctrl_c_while_fitting_is_one_line_and_a_killed_run(tmp_path):
         process = subprocess.Popen([sys.executable, "-m", "ktt", "dataset=file", f"dataset.path={data}",
                                     "model=tfidf_lsgd", "progress=false", "plots=false", "n_jobs=1"], cwd=tmp_path,
                                    stdout=log,
-                                   stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True)
+                                   stderr=subprocess.STDOUT, env=cli_env(), start_new_session=True,
+                                   preexec_fn=default_sigint)
         try:
             deadline = time.monotonic() + 300
             while "fitting tfidf_lsgd ..." not in output.read_text():

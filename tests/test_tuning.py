@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import SHARED_DATA, mlflow_client, mlflow_runs, run_cli
+from conftest import default_sigint, SHARED_DATA, mlflow_client, mlflow_runs, run_cli
 
 SMALL = ["progress=false", "n_jobs=1", "min_df=choice(1,2)"]
 SEARCH = ["-m", "hparams_search=tfidf_lsgd"]
@@ -98,7 +98,7 @@ def start_cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "KTT_SHARED_DATA": str(SHARED_DATA)}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("KTT_OPTUNA_STORAGE", None)
-    return subprocess.Popen([sys.executable, "-m", "ktt", *args], cwd=cwd, env=env, start_new_session=True,
+    return subprocess.Popen([sys.executable, "-m", "ktt", *args], cwd=cwd, env=env, start_new_session=True, preexec_fn=default_sigint,
                             stdout=open(cwd / "stdout.txt", "w"), stderr=open(cwd / "stderr.txt", "w"))
 
 
