@@ -64,6 +64,18 @@ def catch_user_errors(task):
     return wrapper
 
 
+def command_argv(argv: list[str] | None, usage: str) -> list[str] | None:
+    """A ``python -m ktt.<command>``'s arguments without ``--verbose``, its console set up; None after ``--help``."""
+    from ktt import console
+
+    argv = console.pop_verbose(sys.argv[1:] if argv is None else list(argv))
+    console.setup()
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(usage)
+        return None
+    return argv
+
+
 def run_command(command) -> None:
     """Run a command's body: a user error that escapes it is one line and status 2 (a bug keeps its traceback).
 

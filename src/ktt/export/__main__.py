@@ -30,13 +30,11 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 def main(argv: list[str] | None = None) -> None:
     """Parse ``run_id=`` and ``allow_unfinished=``, compose the config from the other overrides, export, print one line."""
     from ktt import console
-    from ktt.cli import fail, precheck, register_resolvers, run_command
+    from ktt.cli import command_argv, fail, precheck, register_resolvers, run_command
 
-    argv = console.pop_verbose(sys.argv[1:] if argv is None else list(argv))
-    console.setup()
-    if any(arg in ("-h", "--help") for arg in argv):
-        print("usage: python -m ktt.export run_id=<id>|latest|models:/<name>@<alias> export=onnx|bento "
-              "[allow_unfinished=true] [--verbose] [overrides]\n\n" + USAGE)
+    argv = command_argv(argv, "usage: python -m ktt.export run_id=<id>|latest|models:/<name>@<alias> "
+                        "export=onnx|bento [allow_unfinished=true] [--verbose] [overrides]\n\n" + USAGE)
+    if argv is None:
         return
     run_ids = [arg.split("=", 1)[1] for arg in argv if arg.startswith("run_id=")]
     allow = [arg.split("=", 1)[1] for arg in argv if arg.startswith("allow_unfinished=")]

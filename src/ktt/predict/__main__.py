@@ -33,14 +33,11 @@ REGISTRY_PREFIX = "models:/"
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the options, check the input, load the model, score, print one line."""
-    from ktt import console
-    from ktt.cli import fail, precheck, register_resolvers, run_command
+    from ktt.cli import command_argv, fail, precheck, register_resolvers, run_command
 
-    argv = console.pop_verbose(sys.argv[1:] if argv is None else list(argv))
-    console.setup()
-    if any(arg in ("-h", "--help") for arg in argv):
-        print("usage: python -m ktt.predict run_id=<id>|latest|models:/<name>@<alias> input=<file> output=<file> "
-              "[options] [--verbose] [overrides]\n\n" + USAGE)
+    argv = command_argv(argv, "usage: python -m ktt.predict run_id=<id>|latest|models:/<name>@<alias> input=<file> "
+                        "output=<file> [options] [--verbose] [overrides]\n\n" + USAGE)
+    if argv is None:
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar: the scoring's
     signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: the temporary output is removed
