@@ -171,3 +171,35 @@ def test_svm_temperature_changes_scores_not_labels():
     for t in TEMPERATURES:
         fixed = TfidfLSGD(learner="svm", min_df=1, temperature=t).fit(train, val, hierarchy=hierarchy())
         assert log_loss(auto) <= log_loss(fixed) + 1e-12
+
+
+def test_liblinear_class_groups_solve_the_same_problems_as_one_fit():
+    """learner=svm on several cores: each group's classes get the weights of one fit over every class."""
+    from sklearn.svm import LinearSVC
+
+    from ktt.features import TfidfFeatures
+    from ktt.linear import class_groups, classifier_columns, fit_class_group, join_class_groups
+
+    train = loader(n_per_class=30)
+    features = TfidfFeatures(min_df=1).fit_transform(train.texts)
+    whole = LinearSVC(tol=1e-8, max_iter=100_000).fit(features, train.targets)
+    groups = class_groups(train.targets, 2)
+    assert [len(g) for g in groups] == [2, 2] and sorted(np.concatenate(groups)) == sorted(set(train.targets))
+    assert len(class_groups(train.targets, 8)) == 2  # never a group of one class (a binary problem)
+    for class_weight in (None, "balanced"):
+        whole.set_params(class_weight=class_weight).fit(features, train.targets)
+        new = lambda: LinearSVC(tol=1e-8, max_iter=100_000, class_weight=class_weight)  # noqa: E731
+        joined = join_class_groups([fit_class_group(new, features, train.targets, g) for g in groups])
+        assert list(joined.classes_) == list(whole.classes_)
+        weights, intercepts = classifier_columns(whole)
+        np.testing.assert_allclose(joined.weights, weights, atol=1e-5)
+        np.testing.assert_allclose(joined.intercepts, intercepts, atol=1e-5)
+
+
+def test_svm_model_fits_its_classes_in_groups_on_every_core():
+    one = TfidfLSGD(learner="svm", min_df=1, n_jobs=1).fit(loader(n_per_class=30), hierarchy=hierarchy())
+    two = TfidfLSGD(learner="svm", min_df=1, n_jobs=2).fit(loader(n_per_class=30), hierarchy=hierarchy())
+    test = loader(seed=3)
+    assert list(one.classes_) == list(two.classes_)
+    np.testing.assert_array_equal(one.predict(test.texts), two.predict(test.texts))
+    np.testing.assert_allclose(one.predict_scores(test.texts), two.predict_scores(test.texts), atol=1e-3)

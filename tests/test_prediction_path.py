@@ -40,6 +40,10 @@ def test_features_equal_tfidfvectorizer_transform(splits, settings):
     expected = sparse.hstack([v.transform(test.texts) for v in features.vectorizers_], format="csr")
     ours = features.transform(test.texts)
     assert ours.shape == expected.shape and ours.has_sorted_indices
+    for matrix in (ours, features.transform(test.texts[:1]), features.word_columns(ours)):
+        matrix.check_format(full_check=True)  # assembled without scipy's constructor: still a valid CSR
+        assert matrix.indices.dtype == matrix.indptr.dtype
+    assert (features.word_columns(ours) != expected[:, :features.n_word_features_]).nnz == 0
     assert abs(ours - expected).max() <= 1e-12
     single = sparse.vstack([features.transform([text]) for text in test.texts[:50]])
     assert abs(single - expected[:50]).max() <= 1e-12

@@ -45,7 +45,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.linear import LinearScores, classifier_columns, fitted_linear, score_rule
+from ktt.linear import LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
 from ktt.model_sklearn import Loader
 from ktt.params import Interval, Options
 from ktt.tfidf import TfidfLinearModel
@@ -320,10 +320,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         node_classifier = functools.partial(self._new_classifier, n_jobs=1)
         work = [delayed(_fit_one)(i, node_classifier, features[task.rows], task.labels) for i, task in jobs]
         if flat is not None:
-            work.insert(0, delayed(_fit_one)("flat", functools.partial(self._new_classifier, n_jobs=self.n_jobs),
-                                             *flat))
+            work[:0] = self._flat_jobs(*flat)
         classifiers: list = [None] * len(tasks)
-        flat_classifier = None
+        flat_parts = []
         parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
         with warnings.catch_warnings():
             # Threads entering and leaving scikit-learn's own warning contexts at once can leave one
@@ -334,10 +333,10 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             for i, classifier in tqdm(parallel(work), total=len(work), desc="fitting parent nodes", unit="node",
                                       disable=not self.progress, leave=False):
                 if i == "flat":
-                    flat_classifier = classifier
+                    flat_parts.append(classifier)
                 else:
                     classifiers[i] = classifier
-        return tasks, classifiers, flat_classifier
+        return tasks, classifiers, join_class_groups(flat_parts) if flat_parts else None
 
     def _flat_scores(self, classifier) -> LinearScores:
         """The flat classifier's scores, columns in hierarchy leaf order (leaves never seen score 0)."""
@@ -475,7 +474,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
 
 def _fit_one(index, new_classifier, features, labels: np.ndarray) -> tuple[object, object]:
     """``(index, the columns of new_classifier() fitted)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
-    return index, fitted_linear(new_classifier().fit(features, labels))
+    return index, fit_columns(new_classifier, features, labels)
 
 
 def _normalised(log_scores: np.ndarray) -> np.ndarray:

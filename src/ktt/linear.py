@@ -151,6 +151,74 @@ def fitted_linear(classifier) -> FittedLinear:
     return FittedLinear(weights, intercepts, np.asarray(classifier.classes_), score_rule(classifier))
 
 
+def fit_columns(new_classifier, features, labels) -> FittedLinear:
+    """The columns (:func:`fitted_linear`) of ``new_classifier()`` fitted on ``features``, ``labels``."""
+    return fitted_linear(new_classifier().fit(features, labels))
+
+
+#: Learners whose multi-class fit is independent binary problems, one per class ("c against every
+#: other row"), and single-threaded: their classes can be fitted in groups on several cores
+#: (:func:`fit_class_group`).
+GROUPABLE = ("svm",)
+#: The label of the rows outside a class group; never a class name (checked).
+OTHER = "\x00ktt:other"
+
+
+def class_groups(classes: Sequence, n_groups: int) -> list[np.ndarray]:
+    """``classes`` (sorted, as scikit-learn orders them) in at most ``n_groups`` interleaved groups of 2 or more.
+
+    Interleaving spreads large and small classes alike; a group of one class would
+    make a binary problem, whose single weight vector is not that class's column.
+    """
+    classes = np.unique(np.asarray(classes, dtype=object).astype(str))
+    n_groups = max(1, min(int(n_groups), len(classes) // 2))
+    return [classes[i::n_groups] for i in range(n_groups)]
+
+
+def fit_class_group(new_classifier, features, labels: np.ndarray, group: np.ndarray) -> FittedLinear:
+    """The one-vs-rest columns of the classes in ``group``, fitted on every row.
+
+    Rows of the other classes are relabelled :data:`OTHER`, whose own column is
+    dropped: each class in the group then solves the same binary problem (the
+    class against every other row) as in one fit over all classes. A ``balanced``
+    class weight is computed over all ``labels``, as that fit would.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels, dtype=object).astype(str)
+    if OTHER in group:
+        raise ValueError(f"a class is named {OTHER!r}")
+    classifier = new_classifier()
+    if getattr(classifier, "class_weight", None) == "balanced":
+        names = np.unique(labels)
+        weights = compute_class_weight("balanced", classes=names, y=labels)
+        classifier.set_params(class_weight={**dict(zip(names, weights)), OTHER: 1.0})
+    inside = np.isin(labels, group)
+    fitted = fitted_linear(classifier.fit(features, np.where(inside, labels, OTHER)))
+    keep = np.flatnonzero(fitted.classes_ != OTHER)
+    weights = fitted.weights[:, keep]
+    return FittedLinear(weights, fitted.intercepts[keep], fitted.classes_[keep], fitted.rule)
+
+
+def join_class_groups(parts: Sequence[FittedLinear]) -> FittedLinear:
+    """The groups of :func:`fit_class_group` as one classifier, columns in sorted class order."""
+    if len(parts) == 1:
+        return parts[0]
+    classes = np.sort(np.concatenate([part.classes_ for part in parts]))
+    places = [np.searchsorted(classes, part.classes_) for part in parts]
+    intercepts = np.empty(len(classes))
+    if any(sparse.issparse(part.weights) for part in parts):
+        order = np.argsort(np.concatenate(places), kind="stable")
+        weights = sparse.hstack([sparse.csc_matrix(part.weights) for part in parts], format="csc")[:, order]
+    else:
+        weights = np.empty((parts[0].weights.shape[0], len(classes)))
+        for part, place in zip(parts, places):
+            weights[:, place] = part.weights
+    for part, place in zip(parts, places):
+        intercepts[place] = part.intercepts
+    return FittedLinear(weights, intercepts, classes, parts[0].rule)
+
+
 class Group(NamedTuple):
     """A run of columns scored together (one classifier): ``columns[start:stop]``."""
 

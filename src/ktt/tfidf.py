@@ -13,15 +13,19 @@ transform (:class:`ktt.features.TfidfFeatures`) and the stacked weights of
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
 import numpy as np
+from joblib import effective_n_jobs
+from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
 from ktt.features import TfidfFeatures
 from ktt.hierarchy import Hierarchy
-from ktt.linear import (LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature, classifier_columns,
+from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
+                        class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
@@ -151,8 +155,8 @@ class TfidfLinearModel(SklearnModel):
         texts, targets = train
         self._keep_hierarchy(targets, hierarchy)
         features = self._fit_features(texts)
-        classifier = self._new_classifier(n_jobs=self.n_jobs)
-        classifier.fit(features, np.asarray(targets, dtype=object))
+        jobs = self._flat_jobs(features, np.asarray(targets, dtype=object))
+        classifier = join_class_groups([part for _, part in Parallel(n_jobs=len(jobs), prefer="threads")(jobs)])
         self.classes_ = np.asarray(classifier.classes_, dtype=object)
         self.scorer_ = self._scores_of([classifier])
         self.temperature_ = self.scorer_.temperature = self._fit_temperature(val)
@@ -184,6 +188,21 @@ class TfidfLinearModel(SklearnModel):
                                        char_ngrams=self.char_ngrams,
                                        char_min_df=min_df, sublinear_tf=self.sublinear_tf)
         return self.features_.fit_transform(texts)
+
+    def _flat_jobs(self, features, targets: np.ndarray) -> list:
+        """Parallel jobs fitting the flat leaf classifier; each gives ``("flat", FittedLinear)``.
+
+        A :data:`ktt.linear.GROUPABLE` learner (liblinear: one thread) is one job per
+        class group (:func:`ktt.linear.fit_class_group`), so that it fills every core;
+        any other is one job with ``n_jobs`` threads of its own. The parts join with
+        :func:`ktt.linear.join_class_groups`.
+        """
+        if self.learner in GROUPABLE:
+            groups = class_groups(targets, effective_n_jobs(self.n_jobs))
+            factory = functools.partial(self._new_classifier, n_jobs=1)
+            return [delayed(_flat_part)(fit_class_group, factory, features, targets, group) for group in groups]
+        factory = functools.partial(self._new_classifier, n_jobs=self.n_jobs)
+        return [delayed(_flat_part)(fit_columns, factory, features, targets)]
 
     def _new_classifier(self, n_jobs=None):
         return make_classifier(self.learner, loss=self.loss, alpha=float(self.alpha), C=float(self.C),
@@ -243,3 +262,7 @@ class TfidfLinearModel(SklearnModel):
 
     def _loss(self) -> str:
         return canonical_loss(self.loss)
+
+
+def _flat_part(fit, *args) -> tuple[str, object]:
+    return "flat", fit(*args)
