@@ -157,3 +157,53 @@ def test_data_aware_defaults_follow_the_training_texts():
     word = features.word_columns(matrix)
     assert word.shape[1] == features.n_word_features_
     assert abs(word - features.vectorizers_[0].transform(["red tea"])).max() <= 1e-12
+
+
+def test_split_weights_give_the_sparse_product():
+    """Frequent features' weight rows dense, the rest sparse: the same product for one row, few rows and a batch."""
+    from ktt.linear import FEW_ROWS, SplitWeights
+
+    rng = np.random.default_rng(0)
+    weights = sparse.random(300, 40, density=0.05, random_state=1, format="csr")
+    weights[:10] = rng.normal(size=(10, 40))  # frequent features: dense rows
+    split = SplitWeights(weights)
+    assert split.dense.shape == (10, 40) and split.rest[:10].nnz == 0
+    np.testing.assert_array_equal(split.toarray(), weights.toarray())
+    features = sparse.random(FEW_ROWS * 3, 300, density=0.05, random_state=2, format="csr")
+    features[3] = 0  # an empty row (a text with no known term)
+    features.eliminate_zeros()
+    expected = (features @ weights).toarray()
+    np.testing.assert_allclose(split.product(features), expected, atol=1e-12)
+    np.testing.assert_allclose(split.product(features[:FEW_ROWS]), expected[:FEW_ROWS], atol=1e-12)
+    np.testing.assert_allclose(split.product(features[5:6]), expected[5:6], atol=1e-12)
+
+
+def test_a_large_sparse_node_layout_predicts_as_the_dense_one(splits, tmp_path, monkeypatch):
+    """Node weights over the size limit are kept split (SplitWeights); a checkpoint holding them as one CSR
+    matrix (before the split) is converted on load; predictions and scores do not change."""
+    import pickle
+
+    import ktt.linear
+    from ktt.linear import SplitWeights
+    from ktt.model import Model
+
+    hierarchy, train, val, test = splits
+    settings = dict(min_df=1, char_ngrams=(2, 4), n_jobs=1)
+    dense = TfidfHSGD(**settings).fit(train, val, hierarchy=hierarchy)
+    monkeypatch.setattr(ktt.linear, "DENSE_MAX_BYTES", 0)
+    split = TfidfHSGD(**settings).fit(train, val, hierarchy=hierarchy)
+    assert isinstance(split.nodes_.scorer.weights, SplitWeights) and len(split.nodes_.scorer.weights.dense)
+    expected = dense.test(test)
+    for model in (split, _with_csr_weights(split, pickle)):
+        model.save(tmp_path / "model.joblib")
+        output = Model.from_checkpoint(tmp_path / "model.joblib").test(test)
+        np.testing.assert_array_equal(output["predictions"], expected["predictions"])
+        assert np.abs(output["scores"] - expected["scores"]).max() <= 1e-9
+
+
+def _with_csr_weights(model, pickle):
+    """A copy of ``model`` whose node weights are one CSR matrix, as checkpoints before SplitWeights hold them."""
+    copy = pickle.loads(pickle.dumps(model))
+    scorer = copy.nodes_.scorer
+    scorer.__dict__["weights"] = sparse.csr_matrix(scorer.weights.toarray())
+    return copy

@@ -274,13 +274,17 @@ class LinearScores:
 
     def decisions(self, features) -> np.ndarray:
         """Decision values (n x n_columns) of every stacked classifier."""
-        if sparse.issparse(self.weights) and features.shape[0] <= FEW_ROWS:
-            product = _gather_product(features.tocsr(), self.weights)
+        if isinstance(self.weights, SplitWeights):
+            product = self.weights.product(features.tocsr())
         else:
-            product = features @ self.weights
-            product = product.toarray() if sparse.issparse(product) else np.asarray(product)
+            product = np.asarray(features @ self.weights)
         product += self.intercept
         return product
+
+    def __setstate__(self, state):
+        if sparse.issparse(state.get("weights")):  # checkpoints from before SplitWeights
+            state["weights"] = SplitWeights(state["weights"])
+        self.__dict__.update(state)
 
     def scores(self, features) -> np.ndarray:
         """Per-column scores: each group's rule applied to its decisions (each group's row sums to 1)."""
@@ -317,7 +321,8 @@ def choose_temperature(scorer: LinearScores, decisions: np.ndarray, truth: np.nd
 
 
 def _prediction_layout(weights: Sequence[np.ndarray]):
-    """Weights as one (n_features x n_columns) matrix: C-contiguous dense, or CSR when large and mostly zeros.
+    """Weights as one (n_features x n_columns) matrix: C-contiguous dense, or :class:`SplitWeights`
+    when large and mostly zeros.
 
     Dense, the product with a sparse row costs its non-zeros times the columns;
     sparse, it costs the non-zero weights of the row's features, and memory
@@ -330,7 +335,72 @@ def _prediction_layout(weights: Sequence[np.ndarray]):
     if n_features * n_columns * 8 <= DENSE_MAX_BYTES or nonzero > SPARSE_BELOW * n_features * n_columns:
         dense = [w.toarray() if sparse.issparse(w) else w for w in weights]
         return np.ascontiguousarray(np.hstack(dense) if len(dense) > 1 else dense[0])
-    return sparse.hstack([sparse.csr_matrix(w) for w in weights], format="csr")
+    return SplitWeights(sparse.hstack([sparse.csr_matrix(w) for w in weights], format="csr"))
+
+
+class SplitWeights:
+    """Mostly-zero weights (n_features x n_columns) split by feature for the product with tf-idf rows.
+
+    A feature whose weight row is non-zero in more than :data:`SPARSE_BELOW` of
+    the columns (a frequent character n-gram, which every node classifier
+    weighs) is a row of a C-contiguous dense block; the other rows stay CSR. A
+    text's product is then one small dense gather-and-multiply plus a sparse
+    product over the rare features, instead of a sparse product dominated by the
+    frequent ones (measured on ICD-10-CM node weights: 1,255 of 49,216 rows held
+    about half of the non-zeros that one text touches).
+
+    Parameters
+    ----------
+    weights : sparse matrix (n_features x n_columns)
+
+    Attributes
+    ----------
+    shape : tuple of int
+    dense_index : ndarray of int64 (n_features,)
+        Each feature's row in ``dense``, or -1 for a feature kept in ``rest``.
+    dense : ndarray (n_dense x n_columns)
+    rest : csr_matrix (n_features x n_columns)
+        The other rows (the dense ones empty).
+    """
+
+    def __init__(self, weights):
+        weights = sparse.csr_matrix(weights)
+        weights.sort_indices()
+        self.shape = weights.shape
+        lengths = np.diff(weights.indptr)
+        dense = lengths > SPARSE_BELOW * weights.shape[1]
+        self.dense_index = np.full(weights.shape[0], -1, dtype=np.int64)
+        self.dense_index[dense] = np.arange(int(dense.sum()))
+        self.dense = np.ascontiguousarray(weights[np.flatnonzero(dense)].toarray())
+        self.rest = sparse.csr_matrix(sparse.diags((~dense).astype(np.float64)) @ weights)
+        self.rest.eliminate_zeros()
+
+    def toarray(self) -> np.ndarray:
+        full = self.rest.toarray()
+        full[self.dense_index >= 0] = self.dense
+        return full
+
+    def product(self, features: sparse.csr_matrix) -> np.ndarray:
+        """``features @ weights`` (n x n_columns, dense)."""
+        rows = features.shape[0]
+        mapped = self.dense_index[features.indices]
+        inside = mapped >= 0
+        if rows <= FEW_ROWS:
+            product = _gather_product(features, self.rest)
+            for row in range(rows):
+                span = slice(features.indptr[row], features.indptr[row + 1])
+                keep = inside[span]
+                if keep.any():
+                    product[row] += features.data[span][keep] @ self.dense[mapped[span][keep]]
+            return product
+        row_of = np.repeat(np.arange(rows), np.diff(features.indptr))
+        indptr = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of[inside], minlength=rows), out=indptr[1:])
+        frequent = sparse.csr_matrix((features.data[inside], mapped[inside], indptr), shape=(rows, len(self.dense)))
+        product = np.asarray(frequent @ self.dense) if len(self.dense) else np.zeros((rows, self.shape[1]))
+        rare = features @ self.rest
+        product += rare.toarray() if sparse.issparse(rare) else np.asarray(rare)
+        return product
 
 
 def _gather_product(features: sparse.csr_matrix, weights: sparse.csr_matrix) -> np.ndarray:
