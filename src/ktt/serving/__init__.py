@@ -1,7 +1,7 @@
 """The runtime of ktt's BentoML services, shared by every model.
 
-A model's ``models/<name>/bentoml/service.py`` only wires these pieces into
-BentoML: :class:`ServiceSettings` (the bento's ``ktt_service.json``),
+The service file of a bento (ktt's template ``bento/service.py.template``, rendered for
+the model at export) only wires these pieces into BentoML: :class:`ServiceSettings` (the bento's ``ktt_service.json``),
 :class:`RequestHandler` (validation, preprocessing), :class:`ModelRuntime`
 (verified checkpoint, label paths, monitoring hook) and :class:`RequestGuard`
 (ktt's own 400/413/415 answers to bodies that are not acceptable JSON, logged in one line). See :mod:`ktt.export.bento` for how a bento is built.

@@ -1,6 +1,6 @@
 """The serving runtime every ktt model's service shares.
 
-Two halves, one per BentoML service of a bento (see ``models/<name>/bentoml/service.py``):
+Two halves, one per BentoML service of a bento (see ``ktt/serving/bento/service.py.template``):
 
 * :class:`RequestHandler` (the HTTP service): validates ``{"text": ...}`` /
   ``{"texts": [...]}``, preprocesses with :func:`ktt.preprocess.preprocess` (the
