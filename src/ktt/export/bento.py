@@ -35,7 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ktt.errors import KttError
-from ktt.serving.settings import ServiceSettings
+from ktt.serving.settings import OPTIONS, ServiceSettings
 
 SERVICE_FILE = "service.py"
 #: A model folder's optional overrides of the shared service files.
@@ -44,9 +44,6 @@ OVERRIDE_DIR = "bentoml"
 DEFAULTS_DIR = Path(__file__).resolve().parents[1] / "serving" / "bento"
 SERVICE_TEMPLATE = "service.py.template"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".tmp-*")
-#: Export config keys copied into the service settings.
-SETTING_KEYS = ("max_batch_size", "max_latency_ms", "max_body_bytes", "timeout_s", "api_workers", "model_workers",
-                "evidently_host", "evidently_port", "monitoring_queue_size", "monitoring_timeout_s")
 
 
 def model_dir(model) -> Path:
@@ -248,8 +245,9 @@ def build(folder: str | Path, name: str, settings: dict | None = None, bentoml_h
     name : str
         The bento's name.
     settings : dict, optional
-        Export config values merged into ``ktt_service.json`` (see :data:`SETTING_KEYS`;
-        ``monitoring: false`` turns the hook off).
+        Export config values merged into ``ktt_service.json`` (its keys that are
+        :data:`ktt.serving.settings.OPTIONS`; ``monitoring: false`` turns the hook off, which
+        is on only when the bento has a reference set).
     bentoml_home : str, optional
         BentoML's store; default: ``$BENTOML_HOME`` or BentoML's default.
     labels : dict, optional
@@ -270,14 +268,11 @@ def build(folder: str | Path, name: str, settings: dict | None = None, bentoml_h
     import yaml
 
     folder = Path(folder)
-    current = ServiceSettings.load(folder, environ={}, code=False)
-    settings = dict(settings or {})
-    for key in SETTING_KEYS:
-        if settings.get(key) is not None:
-            setattr(current, key, settings[key])
-    current.monitoring = current.monitoring and bool(settings.get("monitoring", True))
-    current.name = name
-    ServiceSettings(**{k: v for k, v in vars(current).items() if k != "folder"}).save(folder)  # validates
+    current = ServiceSettings.load(folder, environ={}, code=False).to_dict()
+    options = {key: value for key, value in (settings or {}).items() if key in OPTIONS and value is not None}
+    options["monitoring"] = current["monitoring"] and bool(options.get("monitoring", True))
+    current = ServiceSettings(**{**current, **options, "name": name})  # validates
+    current.save(folder)
 
     class_name = current.info["model"].rsplit(".", 1)[-1]
     bentofile = {

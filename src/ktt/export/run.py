@@ -25,6 +25,7 @@ from typing import Sequence
 
 from ktt.errors import KttError
 from ktt.params import Interval, Options, validate_params
+from ktt.serving.settings import OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +34,15 @@ ONNX_TAG = "ktt.export.onnx"
 BENTO_TAG = "ktt.bento_tag"
 BENTO_HOME_TAG = "ktt.bento_home"
 
-#: What the keys of the ``export`` config may hold (see ``conf/export/*.yaml``).
+#: What the keys of the ``export`` config may hold (see ``conf/export/*.yaml``): the export's
+#: own keys, then the bento's service settings (:data:`ktt.serving.settings.OPTIONS`).
 EXPORT_CONSTRAINTS = {
     "format": [Options(FORMATS)],
     "target_opset": [None, Interval(int, 9, None)],
     "tolerance": [Interval(float, 0, None, closed="neither")],
     "bentoml_home": [None, str],
-    "max_batch_size": [Interval(int, 2, None)],
-    "max_latency_ms": [Interval(int, 1, None)],
-    "max_body_bytes": [Interval(int, 1, None)],
-    "timeout_s": [Interval(float, 0, None, closed="neither")],
-    "api_workers": [Interval(int, 1, None)],
-    "model_workers": [Interval(int, 1, None)],
-    "monitoring": [bool],
-    "evidently_host": [str],
-    "evidently_port": [Interval(int, 1, 65535)],
-    "monitoring_queue_size": [Interval(int, 1, None)],
-    "monitoring_timeout_s": [Interval(float, 0, None, closed="neither")],
     "archive": [bool],
+    **{key: option.allowed for key, option in OPTIONS.items()},
 }
 
 
