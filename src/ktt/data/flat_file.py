@@ -70,14 +70,6 @@ class FlatFileAdapter(Adapter):
             raise KttError(f"dataset file {self.path} does not exist")
         self._format()
 
-    def settings(self) -> dict:
-        return super().settings() | {
-            "format": self._format(),
-            "text_col": self.text_col,
-            "label_col": self.label_col,
-            "delimiter": self.delimiter,
-        }
-
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         with open(self.path, "rb") as source:
