@@ -113,7 +113,7 @@ def fitted(model_class):
     """``model_class`` fitted on four texts of a two-leaf hierarchy."""
     import numpy as np
 
-    from ktt.model_sklearn import Loader
+    from ktt.data.loaders import Loader
     from ktt.hierarchy import Hierarchy
 
     hierarchy, _ = Hierarchy.from_paths([("A", "A1"), ("A", "A2")] * 2)

@@ -25,7 +25,8 @@ from omegaconf import DictConfig
 from ktt import tracking
 from ktt.errors import KttError
 from ktt.export import export_run, export_settings
-from ktt.model_sklearn import get_loaders, get_metrics
+from ktt.data.loaders import get_loaders
+from ktt.metrics import get_metrics
 from ktt.plots import BackgroundPlots
 from ktt.progress import stage
 from ktt.sweep import job as sweep_job

@@ -117,13 +117,15 @@ def write_build_context(model, folder: str | Path, reference_set_path: str | Pat
     Raises
     ------
     KttError
-        If the checkpoint does not match its digest.
+        If the model is not fitted, or the checkpoint does not match its digest.
     """
-    from ktt.model import file_sha256
+    from ktt.files import file_sha256
     from ktt.monitoring.dashboard import dashboard_json
 
-    folder = Path(folder)
     class_name = type(model).__name__
+    if model.hierarchy is None:
+        raise KttError(f"{class_name} is not fitted yet; fit it or load a checkpoint before exporting it")
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SERVICE_FILE).write_text(service_source(model), encoding="utf-8")
 

@@ -178,6 +178,33 @@ def run(path_or_session, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
+def export_model(model, path: str | Path, target_opset: int | None = None) -> Path:
+    """Write the ONNX graph of a fitted model: its ``onnx_pipeline()``, converted.
+
+    The graph's scores are the classifier's probabilities or, for classifiers
+    without ``predict_proba``, the softmax of its decision function (see
+    :func:`pipeline_to_onnx`); :func:`check_parity` verifies them against the model.
+
+    Parameters
+    ----------
+    model : ktt.model_sklearn.SklearnModel
+        Fitted; its ``onnx_pipeline()`` is a ``Pipeline(tfidf, classifier)``.
+    path : path-like
+        The ``.onnx`` file to write.
+    target_opset : int, optional
+        ONNX opset; default: skl2onnx's choice.
+
+    Raises
+    ------
+    KttError
+        If the model has no such pipeline, or skl2onnx cannot convert it.
+    """
+    pipeline = model.onnx_pipeline()
+    softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")
+    return pipeline_to_onnx(pipeline, model.classes_, path, softmax=softmax, target_opset=target_opset,
+                            metadata={"ktt.model": type(model).__name__, "ktt.input": "ktt.preprocess.preprocess"})
+
+
 def check_parity(path: str | Path, model, texts: Sequence[str], tolerance: float = 1e-5) -> dict:
     """Compare the graph with the model on ``texts``.
 

@@ -130,11 +130,11 @@ def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
 
 
 def _export_onnx(model, settings: dict, run_id: str, client, texts) -> ExportResult:
-    from ktt.export.onnx import check_parity, write_description
+    from ktt.export.onnx import check_parity, export_model, write_description
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "onnx"
-        model.export_onnx(folder / "model.onnx")
+        export_model(model, folder / "model.onnx", target_opset=settings.get("target_opset"))
         model.hierarchy.to_json(folder / "hierarchy.json")
         source = "test split"
         if texts is None:
@@ -166,15 +166,14 @@ def _check_texts(model, run) -> tuple[list[str], str]:
                 return texts, "test split"
         except (KttError, OSError, ValueError):
             pass
-    pipeline = model.onnx_pipeline() if hasattr(model, "onnx_pipeline") else model.pipeline_
-    return probe_texts(pipeline.steps[0][1]), "vocabulary probes"
+    return probe_texts(model.onnx_pipeline().steps[0][1]), "vocabulary probes"
 
 
 def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
     import mlflow
 
     from ktt import tracking
-    from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home
+    from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home, write_build_context
     from ktt.monitoring.bundle import write_bundle
 
     run = client.get_run(run_id)
@@ -193,8 +192,8 @@ def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
             reference = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path="reference/reference_set.parquet", dst_path=str(tmp / "download"),
                 tracking_uri=client.tracking_uri)
-        context = model.export_bento(tmp / "bento", reference, checkpoint=checkpoint, checkpoint_sha256=sha256,
-                                     info={"run_id": run_id, "dataset": dataset})
+        context = write_build_context(model, tmp / "bento", reference, checkpoint=checkpoint,
+                                      checkpoint_sha256=sha256, info={"run_id": run_id, "dataset": dataset})
         home = resolve_bentoml_home(settings.get("bentoml_home"))
         name = bento_name(model, dataset)
         tag = build(context, name, settings, bentoml_home=home,

@@ -243,7 +243,7 @@ class ModelRuntime:
         scores = self.model.score_features(features)
         paths, path_scores = self.model.paths_from_scores(scores)
         if self.monitor is not None:
-            from ktt.model_sklearn import pool_features
+            from ktt.pooling import pool_features
             from ktt.serving.monitoring import monitoring_rows
 
             self.monitor.submit(monitoring_rows(pool_features(features), scores))
