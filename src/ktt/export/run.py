@@ -106,7 +106,7 @@ def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
         test split); default: the run's cached test split if it is still on disk,
         else texts made of vocabulary terms.
     tracking_uri : str, optional
-        Default: MLflow's current tracking URI.
+        Default: the current tracking store (:func:`ktt.tracking.configure`).
 
     Returns
     -------
@@ -118,19 +118,20 @@ def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
     KttError
         If the model cannot be exported in that format, or the export fails its checks.
     """
-    import mlflow
+    from ktt.tracking.runs import client
 
     settings = export_settings(config)
-    client = mlflow.MlflowClient(tracking_uri or mlflow.get_tracking_uri())
+    tracking_uri = client(tracking_uri).tracking_uri  # the store of this moment, for every step of the export
     if settings["format"] == "onnx":
-        return _export_onnx(model, settings, run_id, client, texts)
+        return _export_onnx(model, settings, run_id, tracking_uri, texts)
     if settings["format"] == "bento":
-        return _export_bento(model, settings, run_id, client)
+        return _export_bento(model, settings, run_id, tracking_uri)
     return None
 
 
-def _export_onnx(model, settings: dict, run_id: str, client, texts) -> ExportResult:
+def _export_onnx(model, settings: dict, run_id: str, tracking_uri: str, texts) -> ExportResult:
     from ktt.export.onnx import check_parity, export_model, write_description
+    from ktt.tracking.runs import get_run, log_export
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "onnx"
@@ -138,15 +139,14 @@ def _export_onnx(model, settings: dict, run_id: str, client, texts) -> ExportRes
         model.hierarchy.to_json(folder / "hierarchy.json")
         source = "test split"
         if texts is None:
-            texts, source = _check_texts(model, client.get_run(run_id))
+            texts, source = _check_texts(model, get_run(run_id, tracking_uri))
         parity = check_parity(folder / "model.onnx", model, texts, tolerance=settings.get("tolerance", 1e-5))
         parity["texts"] = source
         write_description(folder, model, parity)
-        client.log_artifacts(run_id, str(folder), "export/onnx")
-    uri = f"runs:/{run_id}/export/onnx/model.onnx"
-    client.log_metric(run_id, "onnx_label_agreement", parity["label_agreement"])
-    client.log_metric(run_id, "onnx_max_score_diff", parity["max_score_diff"])
-    client.set_tag(run_id, ONNX_TAG, uri)
+        uri = f"runs:/{run_id}/export/onnx/model.onnx"
+        log_export(run_id, folder, "export/onnx", tags={ONNX_TAG: uri}, tracking_uri=tracking_uri,
+                   metrics={"onnx_label_agreement": parity["label_agreement"],
+                            "onnx_max_score_diff": parity["max_score_diff"]})
     summary = (f"ONNX graph logged to {uri}: labels equal on {parity['label_agreement']:.1%} of "
                f"{parity['n_texts']} texts ({source}), max score difference {parity['max_score_diff']:.1e}")
     return ExportResult("onnx", run_id, summary, {"parity": parity, "uri": uri})
@@ -169,29 +169,23 @@ def _check_texts(model, run) -> tuple[list[str], str]:
     return probe_texts(model.onnx_pipeline().steps[0][1]), "vocabulary probes"
 
 
-def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
-    import mlflow
-
-    from ktt import tracking
+def _export_bento(model, settings: dict, run_id: str, tracking_uri: str) -> ExportResult:
     from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home, write_build_context
     from ktt.monitoring.bundle import write_bundle
+    from ktt.tracking.runs import (SHA256_TAG, download_checkpoint, download_reference_set, experiment_name, get_run,
+                                   log_export)
 
-    run = client.get_run(run_id)
-    sha256 = run.data.tags.get(tracking.SHA256_TAG)
+    run = get_run(run_id, tracking_uri)
+    sha256 = run.data.tags.get(SHA256_TAG)
     if sha256 is None:
         raise KttError(f"run {run_id} has no recorded checkpoint; nothing to export")
-    dataset = run.data.params.get("dataset.name") or client.get_experiment(run.info.experiment_id).name
+    dataset = run.data.params.get("dataset.name") or experiment_name(run, tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        checkpoint = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{tracking.CHECKPOINT_DIR}/{tracking.CHECKPOINT_FILE}",
-            dst_path=str(tmp / "download"), tracking_uri=client.tracking_uri)
+        checkpoint = download_checkpoint(run_id, tmp / "download", tracking_uri)
         reference = None
-        if settings.get("monitoring", True) and any(
-                a.path == "reference/reference_set.parquet" for a in client.list_artifacts(run_id, "reference")):
-            reference = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="reference/reference_set.parquet", dst_path=str(tmp / "download"),
-                tracking_uri=client.tracking_uri)
+        if settings.get("monitoring", True):
+            reference = download_reference_set(run_id, tmp / "download", tracking_uri)
         context = write_build_context(model, tmp / "bento", reference, checkpoint=checkpoint,
                                       checkpoint_sha256=sha256, info={"run_id": run_id, "dataset": dataset})
         home = resolve_bentoml_home(settings.get("bentoml_home"))
@@ -211,9 +205,8 @@ def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
                          evidently_config=context / "monitoring/evidently.yaml",
                          reference_set_path=context / "monitoring/reference_set.parquet",
                          dashboard_path=context / "monitoring/dashboard.json")
-        client.log_artifacts(run_id, str(logged), "export/bento")
-    client.set_tag(run_id, BENTO_TAG, tag)
-    client.set_tag(run_id, BENTO_HOME_TAG, home or "default")
+        log_export(run_id, logged, "export/bento", tags={BENTO_TAG: tag, BENTO_HOME_TAG: home or "default"},
+                   tracking_uri=tracking_uri)
     where = f"BENTOML_HOME={home} " if home else ""
     stack = "; deployment stack (docker compose) in the run's export/bento/stack" if reference else ""
     summary = (f"bento {tag} built with {'monitoring' if reference else 'no monitoring'}{stack}; serve it with "
