@@ -6,10 +6,9 @@ run. Each arrow is one call below.
 
 The plots are drawn in a child process (:class:`ktt.plots.BackgroundPlots`)
 while the metrics are computed and the checkpoint is logged, on the core that
-the single-threaded steps after the fit leave idle. (Opening the MLflow run in a
-thread during the fit was measured and dropped: importing MLflow holds the GIL,
-which sklearn's one-vs-rest worker threads need between their tasks, so the fit
-slowed down by more than the import saved.)
+the single-threaded steps after the fit leave idle. Every MLflow call goes
+through :mod:`ktt.tracking`; docs/benchmarks.md has what this order costs and
+what was tried instead.
 """
 
 from __future__ import annotations
