@@ -17,11 +17,13 @@ class KttPythonModel(mlflow.pyfunc.PythonModel):
     """Wraps a ktt checkpoint (artifact ``checkpoint``: the folder holding ``model.joblib``)."""
 
     def load_context(self, context) -> None:
+        """Load the verified checkpoint from the model's ``checkpoint`` artifact."""
         from ktt.model import Model
 
         self.model = Model.from_checkpoint(Path(context.artifacts["checkpoint"]) / "model.joblib")
 
     def predict(self, context, model_input, params=None):
+        """The predicted leaf class names of raw texts (a list, an array, a Series or a DataFrame)."""
         from ktt.preprocess import preprocess
 
         texts = _texts(model_input)
