@@ -126,7 +126,7 @@ def inference(data: str, repeat: int) -> None:
 
 SCALE_FIT = r"""
 import json, sys, time, numpy as np, pandas as pd
-from ktt.model_sklearn import Loader
+from ktt.data.loaders import Loader
 from ktt.preprocess import preprocess
 from models.tfidf_lsgd import TfidfLSGD
 frame = pd.read_parquet(sys.argv[1])

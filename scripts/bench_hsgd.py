@@ -33,7 +33,7 @@ import pandas as pd
 
 from ktt.hierarchy import Hierarchy
 from ktt.metrics import get_metrics, hierarchical_prf, level_accuracies, path_consistency
-from ktt.model_sklearn import Loader
+from ktt.data.loaders import Loader
 from ktt.preprocess import preprocess
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     sys.path.insert(0, str(ROOT))
     from ktt.hierarchy import Hierarchy
-    from ktt.model_sklearn import Loader
+    from ktt.data.loaders import Loader
     from ktt.preprocess import preprocess
     from models.tfidf_hsgd import TfidfHSGD
     from models.tfidf_lsgd import TfidfLSGD

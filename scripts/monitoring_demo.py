@@ -57,7 +57,8 @@ def wait_for(condition, timeout_s: float, what: str):
 def build_rows(window: int, reference_rows: int):
     """The reference set and the rows of each phase, from a model fitted here."""
     from ktt.data.icd10cm import ICD10CMAdapter
-    from ktt.model_sklearn import Loader, pool_features
+    from ktt.data.loaders import Loader
+    from ktt.pooling import pool_features
     from ktt.preprocess import preprocess
     from ktt.serving.monitoring import monitoring_rows
     from models.tfidf_lsgd import TfidfLSGD

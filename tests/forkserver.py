@@ -28,7 +28,7 @@ import traceback
 #: Imported before forking (what ``python -m ktt`` and ``python -m ktt.export`` import on their way; a module
 #: missing here is imported by each child again, which costs time, not correctness).
 PRELOAD = ("hydra", "hydra.core.hydra_config", "hydra._internal.utils", "omegaconf", "hydra_plugins.ktt_optuna_sweeper",
-           "ktt.cli", "ktt.console", "ktt.errors", "ktt.secrets", "ktt.tracking", "ktt.train", "ktt.pyfunc", "ktt.plots",
+           "ktt.cli", "ktt.console", "ktt.errors", "ktt.secrets", "ktt.tracking", "ktt.train", "ktt.tracking.pyfunc", "ktt.plots",
            "ktt.sweep.callback", "ktt.export.run", "ktt.export.onnx", "ktt.export.bento", "ktt.data.flat_file",
            "ktt.data.sql", "ktt.data.icd10cm", "ktt.preprocess", "ktt.metrics", "ktt.model_sklearn",
            "models.tfidf_lsgd.tfidf_lsgd", "models.tfidf_hsgd.tfidf_hsgd",

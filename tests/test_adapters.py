@@ -129,6 +129,52 @@ def test_cache_is_reused_and_redone_on_change(tmp_path):
     assert changed.meta["rows_read"] == len(ROWS) + 1
 
 
+class LowercasingAdapter(FlatFileAdapter):
+    """A flat-file adapter with one more constructor parameter, and no word about the cache."""
+
+    def __init__(self, path, lowercase: bool = False, **kwargs):
+        super().__init__(path, **kwargs)
+        self.lowercase = lowercase
+
+    def read(self):
+        frame = super().read()
+        return frame.assign(text=frame["text"].str.lower()) if self.lowercase else frame
+
+
+class CountingAdapter(FlatFileAdapter):
+    """A flat-file adapter that counts how often its source is fingerprinted and read."""
+
+    calls: list = []
+
+    def fingerprint(self):
+        self.calls.append("fingerprint")
+        return super().fingerprint()
+
+    def read(self):
+        self.calls.append("read")
+        return super().read()
+
+
+def test_a_new_constructor_parameter_is_part_of_the_cache_key(tmp_path):
+    path = str(write(tmp_path, "csv"))
+    cache = tmp_path / "cache"
+    plain = LowercasingAdapter(path, name="shop").adapt(cache)
+    lowered = LowercasingAdapter(path, name="shop", lowercase=True).adapt(cache)
+    assert lowered.path != plain.path  # not the stale cache of lowercase=False
+    assert lowered.meta["settings"]["lowercase"] is True
+    assert LowercasingAdapter(path, name="shop", lowercase=True).adapt(cache).path == lowered.path
+
+
+def test_the_source_is_fingerprinted_once_per_adaptation(tmp_path):
+    path = str(write(tmp_path, "csv"))
+    CountingAdapter.calls.clear()
+    CountingAdapter(path, name="shop").adapt(tmp_path / "cache")
+    assert CountingAdapter.calls == ["fingerprint", "read"]  # a miss
+    CountingAdapter.calls.clear()
+    CountingAdapter(path, name="shop").adapt(tmp_path / "cache")
+    assert CountingAdapter.calls == ["fingerprint"]  # a hit
+
+
 def test_split_and_proportion_are_seeded(tmp_path):
     path = str(write(tmp_path, "csv"))
     a = FlatFileAdapter(path=path, name="a", proportion=0.5, seed=3).adapt(tmp_path / "c1")

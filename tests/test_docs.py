@@ -36,6 +36,7 @@ BLOCK = re.compile(r"^```\{code-block\}[ \t]*(?P<lang>\S*)[ \t]*\n(?P<options>(?
 CONTINUED = " (continued)"
 #: Public modules the API reference must document (packages are walked for their submodules).
 API_MODULES = ("ktt.model", "ktt.model_sklearn", "ktt.hierarchy", "ktt.metrics", "ktt.preprocess", "ktt.tracking",
+               "ktt.files", "ktt.pooling",
                "ktt.predict", "ktt.features", "ktt.linear", "ktt.tfidf", "ktt.hierarchical",
                "models.tfidf_lsgd", "models.tfidf_hsgd")
 API_PACKAGES = ("ktt.data", "ktt.export", "ktt.serving", "ktt.monitoring", "ktt.tracking")
@@ -77,11 +78,9 @@ def guide_scripts(kind: str) -> list[str]:
 
 def test_the_guide_writes_the_model_the_files_it_lists():
     files = guide_files()
-    assert set(files) == {
-        "conf/model/testmodel.yaml", "conf/hparams_search/testmodel.yaml", "models/testmodel/__init__.py",
-        "models/testmodel/testmodel.py", "models/testmodel/bentoml/service.py",
-        "models/testmodel/bentoml/requirements.txt", "models/testmodel/bentoml/evidently.yaml",
-    }
+    # adding a model is two files (its class, its config), plus an optional search space
+    assert set(files) == {"models/testmodel/__init__.py", "conf/model/testmodel.yaml",
+                          "conf/hparams_search/testmodel.yaml"}
     for path, text in files.items():
         if path.endswith(".py"):
             compile(text, path, "exec")
@@ -91,8 +90,7 @@ def test_the_guide_writes_the_model_the_files_it_lists():
     assert files["conf/model/testmodel.yaml"].startswith("# @package _global_\n")
     assert files["conf/hparams_search/testmodel.yaml"].startswith("# @package _global_\n")
     assert f"_target_: {MODEL_TARGET}" in files["conf/model/testmodel.yaml"]
-    # the exporter builds service:<model class>, so the service file must define that class
-    assert re.search(r"^class TestModel\b", files["models/testmodel/bentoml/service.py"], re.MULTILINE)
+    assert re.search(r"^class TestModel\b", files["models/testmodel/__init__.py"], re.MULTILINE)
     assert guide_scripts("ktt-run") and guide_scripts("ktt-run-sweep")
 
 
@@ -179,8 +177,8 @@ def the_run(project: Path):
 
 def test_the_guide_model_is_registered_by_its_config_alone(guide_project):
     project = guide_project["project"]
-    assert sorted(p.name for p in (project / "models" / "testmodel" / "bentoml").iterdir()) == sorted(
-        p.name for p in (ROOT / "models" / "tfidf_lsgd" / "bentoml").iterdir() if p.name != "__pycache__")
+    assert sorted(p.name for p in (project / "models" / "testmodel").iterdir() if p.name != "__pycache__") == [
+        "__init__.py"]  # no service or monitoring files: the bento below is built from the shared ones
     run = the_run(project)
     assert run.info.status == "FINISHED", run.data.tags.get("ktt.error")
     assert run.data.params["model._target_"] == MODEL_TARGET
@@ -266,7 +264,7 @@ def test_the_guide_bento_carries_its_monitoring_files(guide_project):
     name, version = run.data.tags["ktt.bento_tag"].split(":")
     source = project / "bentoml" / "bentos" / name / version / "src"
     settings = json.loads((source / "ktt_service.json").read_text())
-    assert settings["monitoring"] and settings["info"]["model"] == "models.testmodel.testmodel.TestModel"
+    assert settings["monitoring"] and settings["info"]["model"] == "models.testmodel.TestModel"
     assert settings["checkpoint_sha256"] == run.data.tags["ktt.checkpoint_sha256"]
     dashboard = json.loads((source / "monitoring" / "dashboard.json").read_text())
     assert "testmodel" in dashboard["title"]
@@ -312,4 +310,4 @@ def test_the_docs_build_offline_without_warnings(tmp_path):
     for page in ("index", "architecture", "adding-a-model", "benchmarks", "api/index", "api/ktt.model_sklearn"):
         assert (tmp_path / "html" / f"{page}.html").is_file(), page
     html = (tmp_path / "html" / "api" / "ktt.model_sklearn.html").read_text(encoding="utf-8")
-    assert "score_features" in html and "export_bento" in html  # autodoc rendered the members
+    assert "score_features" in html and "onnx_pipeline" in html  # autodoc rendered the members

@@ -66,9 +66,9 @@ def test_onnx_graph_matches_the_model_on_the_whole_test_split(onnx_runs, loss):
 
 def test_tokenizer_parity_on_non_ascii_text():
     """The graph tokenises like sklearn's (?u)\\b\\w\\w+\\b, also for accents, Greek, CJK, digits."""
-    from ktt.export.onnx import check_parity
+    from ktt.data.loaders import Loader
+    from ktt.export.onnx import check_parity, export_model
     from ktt.hierarchy import Hierarchy
-    from ktt.model_sklearn import Loader
     from ktt.preprocess import preprocess
     from models.tfidf_lsgd import TfidfLSGD
 
@@ -85,7 +85,7 @@ def test_tokenizer_parity_on_non_ascii_text():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        graph = model.export_onnx(Path(tmp) / "model.onnx")
+        graph = export_model(model, Path(tmp) / "model.onnx")
         parity = check_parity(graph, model, probes, tolerance=1e-5)
     assert parity["label_agreement"] == 1.0 and parity["max_score_diff"] <= 1e-5
 
@@ -97,9 +97,10 @@ def test_tokenizer_parity_on_non_ascii_text():
     ("hsgd", {}, r"^ONNX export is not supported for TfidfHSGD \(one graph per parent node"),
 ])
 def test_models_that_skl2onnx_cannot_convert_are_refused_in_one_line(tmp_path, model_name, params, message):
+    from ktt.data.loaders import Loader
     from ktt.errors import KttError
+    from ktt.export.onnx import export_model
     from ktt.hierarchy import Hierarchy
-    from ktt.model_sklearn import Loader
     from models.tfidf_hsgd import TfidfHSGD
     from models.tfidf_lsgd import TfidfLSGD
 
@@ -109,5 +110,5 @@ def test_models_that_skl2onnx_cannot_convert_are_refused_in_one_line(tmp_path, m
     model.fit(Loader(["cholera vibrio", "typhoid fever", "plague", "cholera", "fever", "pest", "vibrio", "typhoid", "plague"],
                      np.array(["A1", "A2", "B1"] * 3, dtype=object)), hierarchy=hierarchy)
     with pytest.raises(KttError, match=message):
-        model.export_onnx(tmp_path / "model.onnx")
+        export_model(model, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()

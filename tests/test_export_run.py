@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import mlflow_client, mlflow_runs, run_cli
+from models.tfidf_lsgd import TfidfLSGD
 
 
 def run_export(*args: str, cwd: Path, check: bool = True):
@@ -103,20 +105,49 @@ def test_export_errors_are_one_line(past_run, args, message):
     assert len(lines) == 1 and lines[0].startswith("ktt: error: ") and message in lines[0], result.stderr
 
 
-def test_a_model_module_without_a_service_cannot_be_exported_as_a_bento(tmp_path):
+class Unserved(TfidfLSGD):
+    """A model whose module (this file) has no ``bentoml/`` folder beside it."""
+
+
+def fitted(model_class):
+    """``model_class`` fitted on four texts of a two-leaf hierarchy."""
     import numpy as np
 
-    from ktt.errors import KttError
+    from ktt.data.loaders import Loader
     from ktt.hierarchy import Hierarchy
-    from ktt.model_sklearn import Loader
-    from models.tfidf_lsgd import TfidfLSGD
-
-    class Unserved(TfidfLSGD):  # its module (this file) has no bentoml/service.py beside it
-        pass
 
     hierarchy, _ = Hierarchy.from_paths([("A", "A1"), ("A", "A2")] * 2)
-    model = Unserved(min_df=1, n_jobs=1)
-    model.fit(Loader(["cholera vibrio", "typhoid fever"] * 2, np.array(["A1", "A2"] * 2, dtype=object)),
-              hierarchy=hierarchy)
-    with pytest.raises(KttError, match=r"^BentoML export is not supported for Unserved \(no tests/bentoml/service.py\)$"):
-        model.export_bento(tmp_path / "bento")
+    model = model_class(min_df=1, n_jobs=1)
+    return model.fit(Loader(["cholera vibrio", "typhoid fever"] * 2, np.array(["A1", "A2"] * 2, dtype=object)),
+                     hierarchy=hierarchy)
+
+
+def test_a_model_folder_without_bentoml_files_gets_the_shared_service(tmp_path):
+    from ktt.export.bento import write_build_context
+
+    context = write_build_context(fitted(Unserved), tmp_path / "bento")
+    service = (context / "service.py").read_text()
+    compile(service, "service.py", "exec")
+    assert re.search(r"^class Unserved:$", service, re.MULTILINE)  # the bentofile's service:Unserved
+    assert re.search(r"^class UnservedClassifier:$", service, re.MULTILINE)
+    assert '@bentoml.service(name="tests", ' in service  # the model folder's name
+    assert json.loads((context / "monitoring" / "dashboard.json").read_text())["title"] == "ktt tests: drift and requests"
+    requirements = (context / "requirements.txt").read_text().split()
+    assert any(r.startswith("scikit-learn==") for r in requirements)
+
+
+def test_a_model_folder_overrides_a_shared_service_file(tmp_path, monkeypatch):
+    import importlib
+
+    from ktt.export.bento import write_build_context
+
+    package = tmp_path / "code" / "overriding"
+    (package / "bentoml").mkdir(parents=True)
+    (package / "__init__.py").write_text("from models.tfidf_lsgd import TfidfLSGD\n\n\n"
+                                         "class Overriding(TfidfLSGD):\n    pass\n")
+    (package / "bentoml" / "requirements.txt").write_text("numpy>=1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    module = importlib.import_module("overriding")
+    context = write_build_context(fitted(module.Overriding), tmp_path / "bento")
+    assert (context / "requirements.txt").read_text() == "numpy>=1\n"  # the model's own, kept as written
+    assert "class Overriding:" in (context / "service.py").read_text()  # the others still shared

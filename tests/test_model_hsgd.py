@@ -5,11 +5,12 @@ import pytest
 from sklearn.base import clone
 
 from conftest import mlflow_runs, node_classifiers, run_cli
+from ktt.data.loaders import Loader, get_loaders
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
+from ktt.linear import softmax
 from ktt.metrics import get_metrics, path_consistency
 from ktt.model import Model
-from ktt.model_sklearn import Loader, get_loaders, softmax
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD
 

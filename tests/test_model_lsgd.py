@@ -2,10 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ktt.data.loaders import Loader
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.model import Model
-from ktt.model_sklearn import Loader, pool_features
+from ktt.pooling import pool_features
 from models.tfidf_lsgd import TfidfLSGD
 
 PATHS = {
@@ -91,7 +92,7 @@ def test_corrupt_or_unverified_checkpoints_are_refused(tmp_path):
         TfidfLSGD.from_checkpoint(path)
     garbage = tmp_path / "garbage.joblib"
     garbage.write_bytes(b"\x80\x04garbage")
-    from ktt.model import file_sha256
+    from ktt.files import file_sha256
     with pytest.raises(KttError, match="cannot load checkpoint"):
         TfidfLSGD.from_checkpoint(garbage, sha256=file_sha256(garbage))
 

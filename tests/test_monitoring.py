@@ -118,7 +118,8 @@ def icd_monitoring_data(icd_sample: Path) -> SimpleNamespace:
         ``reference`` (DataFrame), ``heldout`` and ``news`` (row arrays; news: 20newsgroups
         test posts through the same model), ``n_features``, ``classes``.
     """
-    from ktt.model_sklearn import Loader, pool_features
+    from ktt.data.loaders import Loader
+    from ktt.pooling import pool_features
     from ktt.preprocess import preprocess
     from ktt.serving.monitoring import monitoring_rows
     from models.tfidf_lsgd import TfidfLSGD

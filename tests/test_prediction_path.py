@@ -15,7 +15,7 @@ from scipy import sparse
 from conftest import node_classifiers
 from ktt.features import TfidfFeatures
 from ktt.linear import softmax
-from ktt.model_sklearn import get_loaders
+from ktt.data.loaders import get_loaders
 from models.tfidf_hsgd import TfidfHSGD
 from models.tfidf_lsgd import TfidfLSGD
 

@@ -344,11 +344,24 @@ def test_settings_from_the_environment_are_checked(tmp_path):
     assert settings.batching() == {"batchable": True, "max_batch_size": 64, "max_latency_ms": 5000}
     with pytest.raises(KttError, match="EVIDENTLY_PORT='x' is not a valid int"):
         ServiceSettings.load(tmp_path, environ={"EVIDENTLY_PORT": "x"})
-    with pytest.raises(KttError, match="max_batch_size=1 must be at least 2"):
+    with pytest.raises(KttError, match=r"^invalid service setting max_batch_size=1 \(allowed: an integer in \[2, inf\]\)$"):
         ServiceSettings.load(tmp_path, environ={"KTT_MAX_BATCH_SIZE": "1"})
     (tmp_path / "empty").mkdir()
     with pytest.raises(KttError, match="no ktt_service.json"):
         ServiceSettings.load(tmp_path / "empty")
+
+
+def test_the_bento_export_config_sets_every_service_setting_to_its_default():
+    import yaml
+
+    from ktt.export.run import EXPORT_CONSTRAINTS
+    from ktt.serving.settings import OPTIONS
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "conf" / "export" / "bento.yaml").read_text())
+    assert set(config) <= set(EXPORT_CONSTRAINTS)
+    defaults = {key: option.default for key, option in OPTIONS.items()}
+    assert {key: config[key] for key in OPTIONS} == {**defaults, "monitoring": True}  # true: when there is a reference set
 
 
 def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):

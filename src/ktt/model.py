@@ -1,27 +1,20 @@
 """The ``Model`` contract every ktt model fulfils.
 
 The methods are those of the original KTT guide: ``from_checkpoint``, ``save``,
-``load``, ``fit``, ``test``, ``gen_reference_set`` and the exporters. A model
-knows how to save itself; where the checkpoint goes is the runner's business.
+``load``, ``fit``, ``test`` and ``gen_reference_set``. A model knows how to save
+itself; where the checkpoint goes is the runner's business, and the exporters
+(:mod:`ktt.export`) ask the model for what they need (its checkpoint, hierarchy,
+classes and, for ONNX, its ``onnx_pipeline()``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from ktt.errors import KttError
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from ktt.files import file_sha256, write_atomic
 
 
 def read_checkpoint(path: str | Path, sha256: str | None = None) -> Any:
@@ -99,8 +92,6 @@ class Model(ABC):
         """
         import joblib
 
-        from ktt.data.intermediate import write_atomic
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda tmp: joblib.dump(self, tmp))
@@ -118,7 +109,7 @@ class Model(ABC):
     # ------------------------------------------------------------------ learning
     @abstractmethod
     def fit(self, train, val=None, hierarchy=None) -> "Model":
-        """Learn from ``train`` (a :class:`~ktt.model_sklearn.Loader`); ``val`` is optional.
+        """Learn from ``train`` (a :class:`~ktt.data.loaders.Loader`); ``val`` is optional.
 
         ``hierarchy`` (a :class:`~ktt.hierarchy.Hierarchy`) is the label tree of the
         dataset; the model keeps it as fitted state (``hierarchy_``), not as a
@@ -133,12 +124,3 @@ class Model(ABC):
     @abstractmethod
     def gen_reference_set(self, loader):
         """The reference DataFrame for drift monitoring (``targets``, ``F0..``, ``C<class>``)."""
-
-    # ------------------------------------------------------------------- export
-    def export_onnx(self, path: str | Path) -> Path:
-        """Write an ONNX graph of the model."""
-        raise KttError(f"ONNX export is not supported for {type(self).__name__}")
-
-    def export_bento(self, path: str | Path, reference_set_path: str | Path | None = None) -> Path:
-        """Build a BentoML service for the model (with monitoring if a reference set is given)."""
-        raise KttError(f"BentoML export is not supported for {type(self).__name__}")

@@ -1,87 +1,26 @@
-"""scikit-learn utilities: loaders, metrics, pooled features and a base model.
+"""The base of ktt's scikit-learn models: :class:`SklearnModel`.
 
-This is the original KTT's ``model_sklearn`` module: ``get_loaders`` turns an
-intermediate dataset into ``(texts, targets)`` pairs of preprocessed text and
-leaf class names, ``get_metrics`` scores a ``test()`` output, and
-:class:`SklearnModel` implements the parts of the :class:`~ktt.model.Model`
-contract that every tf-idf model shares.
+It implements the parts of the :class:`~ktt.model.Model` contract that every tf-idf
+model shares (scores, label paths, testing, reference sets), on top of three
+methods a model writes: ``fit``, ``encode`` and ``score_features``. The data a model
+reads comes from :mod:`ktt.data.loaders`, the metrics of its ``test()`` output from
+:mod:`ktt.metrics`.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.base import BaseEstimator
 
+from ktt.data.loaders import Loader
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.linear import softmax  # noqa: F401  (re-exported: ktt's normalisation of decision scores)
 from ktt.model import Model
-
-#: Width of the average pools of tf-idf features in reference sets and monitoring rows.
-REFERENCE_SET_FEATURE_POOL = 64
-
-
-class Loader(NamedTuple):
-    """One split as a model sees it: preprocessed texts and their leaf class names."""
-
-    texts: list[str]
-    targets: np.ndarray
-
-
-def get_loaders(dataset, progress: bool = False, test: bool = True) -> tuple[Loader, Loader, Loader | None]:
-    """The train, validation and test loaders of an intermediate dataset.
-
-    Texts are preprocessed (tokenised and stemmed) once and cached beside the dataset.
-
-    Parameters
-    ----------
-    dataset : ktt.data.intermediate.IntermediateDataset
-    progress : bool
-        Show progress bars while preprocessing.
-    test : bool
-        Read the test split. False (tuning) never opens its files and returns None in its place.
-    """
-    loaders = []
-    for name in ("train", "val", "test") if test else ("train", "val"):
-        frame = dataset.split(name)
-        loaders.append(Loader(dataset.preprocessed_texts(name, progress=progress), dataset.leaf_targets(frame)))
-    return (*loaders, None) if not test else tuple(loaders)
-
-
-def get_metrics(output: dict, hierarchy: Hierarchy, prefix: str = "") -> dict[str, float]:
-    """Leaf, per-level and hierarchical metrics of a ``test()`` output (see :mod:`ktt.metrics`)."""
-    from ktt.metrics import get_metrics as compute
-
-    return compute(output, hierarchy, prefix=prefix)
-
-
-def pool_features(features, pool: int = REFERENCE_SET_FEATURE_POOL) -> np.ndarray:
-    """Average-pool each row's features over consecutive groups of ``pool`` columns.
-
-    Parameters
-    ----------
-    features : sparse matrix or ndarray of shape (n, n_features)
-    pool : int
-        Group width; the last group is narrower when ``pool`` does not divide n_features.
-
-    Returns
-    -------
-    ndarray of shape (n, ceil(n_features / pool))
-    """
-    n_features = features.shape[1]
-    n_pooled = -(-n_features // pool)
-    columns = np.arange(n_features)
-    widths = np.minimum(pool, n_features - np.arange(n_pooled) * pool)
-    pooling = sparse.csr_matrix(
-        (1.0 / widths[columns // pool], (columns, columns // pool)), shape=(n_features, n_pooled)
-    )
-    pooled = features @ pooling
-    return pooled.toarray() if sparse.issparse(pooled) else np.asarray(pooled)
+from ktt.pooling import pool_features
 
 
 class LevelSums:
@@ -304,7 +243,7 @@ class SklearnModel(Model, BaseEstimator):
         """The reference set for drift monitoring.
 
         Columns: ``targets`` (leaf names), ``F0..F<k>`` (average-pooled tf-idf
-        features, pool width :data:`REFERENCE_SET_FEATURE_POOL`) and one
+        features, pool width :data:`ktt.pooling.REFERENCE_SET_FEATURE_POOL`) and one
         ``C<class>`` score column per leaf class.
         """
         output = self.test(loader, return_encodings=True)
@@ -314,35 +253,19 @@ class SklearnModel(Model, BaseEstimator):
         columns.update({f"C{name}": scores[:, i] for i, name in enumerate(self.classes_)})
         return pd.DataFrame(columns)
 
-    # ------------------------------------------------------------------- export
-    def export_onnx(self, path):
-        """Write an ONNX graph of the model's tf-idf + classifier pipeline.
+    def onnx_pipeline(self):
+        """The model as a fitted scikit-learn ``Pipeline(tfidf, classifier)``, for the ONNX exporter.
 
-        The pipeline comes from the model's ``onnx_pipeline()`` (or its fitted
-        ``pipeline_``). The graph takes preprocessed text and returns ``label``
-        and ``scores`` (see :mod:`ktt.export.onnx`); its scores are the
-        classifier's probabilities or, for classifiers without ``predict_proba``,
-        the softmax of its decision function. :func:`ktt.export.onnx.check_parity`
-        verifies it against the model. Models without such a pipeline are not supported.
+        The default is the fitted ``pipeline_``; models that hold their weights
+        otherwise build one (or raise :class:`KttError` saying why they cannot).
+
+        Raises
+        ------
+        KttError
+            If the model has no such pipeline.
         """
-        from ktt.export.onnx import pipeline_to_onnx
-
         self._check_fitted()
-        pipeline = self.onnx_pipeline() if hasattr(self, "onnx_pipeline") else getattr(self, "pipeline_", None)
+        pipeline = getattr(self, "pipeline_", None)
         if pipeline is None or not hasattr(pipeline, "steps"):
-            return super().export_onnx(path)
-        softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")
-        return pipeline_to_onnx(pipeline, self.classes_, path, softmax=softmax,
-                                metadata={"ktt.model": type(self).__name__, "ktt.input": "ktt.preprocess.preprocess"})
-
-    def export_bento(self, path, reference_set_path=None, **context):
-        """Write the BentoML build context of the model's service into ``path``.
-
-        See :func:`ktt.export.bento.write_build_context` (``context`` takes its
-        ``checkpoint``, ``checkpoint_sha256`` and ``info``) and
-        :func:`ktt.export.bento.build`, which turns the folder into a bento.
-        """
-        from ktt.export.bento import write_build_context
-
-        self._check_fitted()
-        return write_build_context(self, path, reference_set_path=reference_set_path, **context)
+            raise KttError(f"ONNX export is not supported for {type(self).__name__}")
+        return pipeline

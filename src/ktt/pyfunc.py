@@ -1,36 +1,9 @@
-"""The MLflow pyfunc flavour of a ktt model: raw text in, leaf class names out.
+"""The old home of :class:`ktt.tracking.pyfunc.KttPythonModel`, kept for runs logged before it moved.
 
-``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(["some text"])``
-preprocesses the texts exactly as training did and returns the predicted leaf
-classes. The model's code (``ktt`` and ``models``) travels with it.
+A logged pyfunc model pickles ``KttPythonModel`` by its import path; runs logged
+when it lived here keep loading through this name.
 """
 
-from __future__ import annotations
+from ktt.tracking.pyfunc import KttPythonModel
 
-from pathlib import Path
-
-import mlflow.pyfunc
-import numpy as np
-
-
-class KttPythonModel(mlflow.pyfunc.PythonModel):
-    """Wraps a ktt checkpoint (artifact ``checkpoint``: the folder holding ``model.joblib``)."""
-
-    def load_context(self, context) -> None:
-        from ktt.model import Model
-
-        self.model = Model.from_checkpoint(Path(context.artifacts["checkpoint"]) / "model.joblib")
-
-    def predict(self, context, model_input, params=None):
-        from ktt.preprocess import preprocess
-
-        texts = _texts(model_input)
-        return self.model.predict(preprocess(texts)).tolist()
-
-
-def _texts(model_input) -> list[str]:
-    """Strings from a list, a 1-D array, a Series or a DataFrame's ``text`` (or only) column."""
-    if hasattr(model_input, "columns"):
-        column = "text" if "text" in model_input.columns else model_input.columns[0]
-        model_input = model_input[column]
-    return [str(t) for t in np.asarray(model_input, dtype=object).ravel()]
+__all__ = ["KttPythonModel"]

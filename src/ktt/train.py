@@ -6,10 +6,9 @@ run. Each arrow is one call below.
 
 The plots are drawn in a child process (:class:`ktt.plots.BackgroundPlots`)
 while the metrics are computed and the checkpoint is logged, on the core that
-the single-threaded steps after the fit leave idle. (Opening the MLflow run in a
-thread during the fit was measured and dropped: importing MLflow holds the GIL,
-which sklearn's one-vs-rest worker threads need between their tasks, so the fit
-slowed down by more than the import saved.)
+the single-threaded steps after the fit leave idle. Every MLflow call goes
+through :mod:`ktt.tracking`; docs/benchmarks.md has what this order costs and
+what was tried instead.
 """
 
 from __future__ import annotations
@@ -17,15 +16,15 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ktt import tracking
+from ktt.data.loaders import get_loaders
 from ktt.errors import KttError
 from ktt.export import export_run, export_settings
-from ktt.model_sklearn import get_loaders, get_metrics
+from ktt.metrics import get_metrics
 from ktt.plots import BackgroundPlots
 from ktt.progress import stage
 from ktt.sweep import job as sweep_job
@@ -79,7 +78,7 @@ def train(cfg: DictConfig) -> float:
             metrics = {}
             for prefix, output in outputs.items():
                 metrics.update(get_metrics(output, hierarchy, prefix=prefix))
-        mlflow.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
+        tracking.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
         if cfg.objective not in metrics:
             raise KttError(f"objective {cfg.objective!r} is not a computed metric (e.g. {', '.join(sorted(metrics)[:4])})")
 
@@ -95,7 +94,7 @@ def train(cfg: DictConfig) -> float:
             log.info(exported.summary)
         if plots is not None:
             with stage("plotting"):  # only the wait: they were drawn while the steps above ran
-                mlflow.log_artifacts(str(plots.wait()), "plots")
+                tracking.log_plots(plots.wait())
         tracking.log_hydra_files(HydraConfig.get().runtime.output_dir)
         if cfg.register and sweep_job.current() is None:  # in a sweep, the summary registers the best job
             with stage("registering the model"):

@@ -4,17 +4,22 @@ A concrete adapter only says how to read its source (:meth:`Adapter.read`) and
 what identifies the source's content (:meth:`Adapter.fingerprint`). Cleaning,
 depth, subsampling, splitting, building the hierarchy, writing and caching are
 the same for every source and live here.
+
+The cache key is the source's fingerprint and the adapter's constructor parameters,
+collected from the signatures as scikit-learn's ``get_params`` does
+(:meth:`Adapter.settings`): a new parameter is part of the key without further ado.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,13 @@ log = logging.getLogger(__name__)
 
 #: Bump when the intermediate format or the adaptation rules change: old caches are then ignored.
 FORMAT_VERSION = 1
+
+
+class Snapshot(NamedTuple):
+    """The source as one adaptation sees it: its fingerprint, taken once, and how to read its rows."""
+
+    fingerprint: str
+    read: Callable[[], pd.DataFrame]
 
 
 class Adapter(ABC):
@@ -55,6 +67,11 @@ class Adapter(ABC):
         "seed": [Interval(int, 0, None)],
     }
 
+    #: Constructor parameters left out of the cache key, because they cannot change the
+    #: rows (how much to read at a time, progress bars) or the fingerprint covers what they
+    #: name (a database URL, which may hold a password). Subclasses add to it.
+    _not_in_cache_key: frozenset = frozenset()
+
     def __init__(
         self,
         name: str,
@@ -81,15 +98,34 @@ class Adapter(ABC):
     def fingerprint(self) -> str:
         """A string that changes whenever the source's content changes."""
 
+    def snapshot(self) -> Snapshot:
+        """The source's fingerprint and a reader of its rows, for one adaptation.
+
+        An adapter that has to read the whole source to fingerprint it (SQL) overrides
+        this to hand over the rows it read, so that the source is read once.
+        """
+        return Snapshot(self.fingerprint(), self.read)
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The named parameters of every ``__init__`` in the class's MRO (as ``get_params`` finds them)."""
+        names = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL,
+                                                                        parameter.VAR_KEYWORD):
+                    names.append(parameter.name)
+        return sorted(set(names))
+
     def settings(self) -> dict:
-        """The settings that shape the result (part of the cache key)."""
-        return {
-            "adapter": type(self).__name__,
-            "depth": self.depth,
-            "split": [float(s) for s in self.split],
-            "proportion": float(self.proportion),
-            "seed": int(self.seed),
-        }
+        """The settings that shape the result (part of the cache key): the adapter class and its
+        constructor parameters (:meth:`param_names`) but those in ``_not_in_cache_key``."""
+        left_out = set().union(*(klass.__dict__.get("_not_in_cache_key", ()) for klass in type(self).__mro__))
+        params = {name: getattr(self, name) for name in self.param_names() if name not in left_out}
+        return {"adapter": type(self).__name__, **json.loads(json.dumps(params, default=str))}
 
     # ---------------------------------------------------------------- common
     def validate(self) -> None:
@@ -108,11 +144,10 @@ class Adapter(ABC):
                 "summing to 1, train and test > 0)"
             )
 
-    def cache_key(self) -> str:
-        blob = json.dumps(
-            {"format": FORMAT_VERSION, "source": self.fingerprint(), "settings": self.settings()},
-            sort_keys=True,
-        )
+    def cache_key(self, fingerprint: str) -> str:
+        """The cache folder's name: a hash of the format version, the source's fingerprint and :meth:`settings`."""
+        blob = json.dumps({"format": FORMAT_VERSION, "source": fingerprint, "settings": self.settings()},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def adapt(self, cache_dir: str | Path) -> IntermediateDataset:
@@ -128,13 +163,13 @@ class Adapter(ABC):
         IntermediateDataset
         """
         self.validate()
-        destination = Path(cache_dir) / self.name / self.cache_key()
+        snapshot = self.snapshot()
+        destination = Path(cache_dir) / self.name / self.cache_key(snapshot.fingerprint)
         if (destination / "meta.json").is_file():
             log.info("Using the cached intermediate dataset %s", destination)
             return IntermediateDataset(destination)
         log.info("Adapting dataset %r", self.name)
-        frame = self.read()
-        frame, dropped = clean(frame)
+        frame, dropped = clean(snapshot.read())
         n_rows = len(frame) + sum(dropped.values())
         for reason, count in dropped.items():
             if count:
@@ -148,7 +183,7 @@ class Adapter(ABC):
         frames = self._split(frame)
         meta = {
             "name": self.name,
-            "source": self.fingerprint(),
+            "source": snapshot.fingerprint,
             "settings": self.settings(),
             "rows_read": n_rows,
             "rows_dropped": dropped,

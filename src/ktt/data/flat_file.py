@@ -7,7 +7,6 @@ file) and :func:`iter_frames` (a file in chunks of rows).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from ktt.data.adapter import Adapter
 from ktt.errors import KttError
+from ktt.files import file_sha256
 from ktt.params import Options
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "feather")
@@ -70,20 +70,8 @@ class FlatFileAdapter(Adapter):
             raise KttError(f"dataset file {self.path} does not exist")
         self._format()
 
-    def settings(self) -> dict:
-        return super().settings() | {
-            "format": self._format(),
-            "text_col": self.text_col,
-            "label_col": self.label_col,
-            "delimiter": self.delimiter,
-        }
-
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as source:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                digest.update(block)
-        return f"sha256:{digest.hexdigest()}"
+        return f"sha256:{file_sha256(self.path)}"
 
     def _format(self) -> str:
         return file_format(self.path, self.format)

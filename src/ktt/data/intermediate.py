@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ktt.errors import KttError
+from ktt.files import write_atomic
 from ktt.hierarchy import Hierarchy
 
 SPLITS = ("train", "val", "test")
@@ -116,15 +117,3 @@ def write_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return IntermediateDataset(destination)
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` in one step."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

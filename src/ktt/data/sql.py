@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ktt.data.adapter import Adapter
+from ktt.data.adapter import Adapter, Snapshot
 from ktt.errors import KttError
 from ktt.params import Interval
 from ktt.secrets import mask_error, mask_text
@@ -131,6 +131,9 @@ class SQLAdapter(Adapter):
         "progress": [bool],
     }
 
+    #: The fingerprint covers the database's content (and the URL may hold a password).
+    _not_in_cache_key = frozenset({"url", "chunksize", "progress"})
+
     def __init__(
         self,
         url: str,
@@ -158,7 +161,6 @@ class SQLAdapter(Adapter):
         self.name_col = name_col
         self.chunksize = chunksize
         self.progress = progress
-        self._snapshot: _Snapshot | None = None
 
     def __repr__(self) -> str:
         return f"SQLAdapter(name={self.name!r}, url={self.masked_url!r})"
@@ -176,17 +178,6 @@ class SQLAdapter(Adapter):
             if not getattr(self, name).strip():
                 raise KttError(f"invalid {name}='' (allowed: a SQL query returning rows)")
         self._parsed_url()
-
-    def settings(self) -> dict:
-        """Queries and column names; neither the URL (the fingerprint covers the content) nor the chunk size."""
-        return super().settings() | {
-            "items_query": self.items_query,
-            "classes_query": self.classes_query,
-            "columns": {
-                "id": self.id_col, "text": self.text_col, "class": self.class_col,
-                "class_id": self.class_id_col, "parent": self.parent_col, "name": self.name_col,
-            },
-        }
 
     def _parsed_url(self):
         from sqlalchemy.engine import make_url
@@ -206,34 +197,21 @@ class SQLAdapter(Adapter):
         return url
 
     # ------------------------------------------------------------- snapshot
-    def adapt(self, cache_dir):
-        """Take a fresh snapshot of both queries, then adapt as the base class does.
-
-        See :meth:`ktt.data.adapter.Adapter.adapt`. The rows are read once, for the
-        fingerprint (the cache key) and, on a cache miss, for :meth:`read`.
-        """
-        self._snapshot = None
-        try:
-            return super().adapt(cache_dir)
-        finally:
-            self._snapshot = None
+    def snapshot(self) -> Snapshot:
+        """Both queries' rows, read once: their fingerprint (the cache key) and, on a cache miss, the rows."""
+        rows = self._read_database()
+        return Snapshot(rows.fingerprint, rows.frame)
 
     def fingerprint(self) -> str:
         """SHA-256 over the rows both queries return (see the module's Fingerprint rule)."""
-        return self._load().fingerprint
+        return self._read_database().fingerprint
 
     def read(self) -> pd.DataFrame:
         """Items with ``text`` and ``path`` (a tuple of labels, root first; None when dropped)."""
-        snapshot = self._load()
-        return pd.DataFrame({"text": snapshot.texts, "path": snapshot.paths})
-
-    def _load(self) -> "_Snapshot":
-        if self._snapshot is None:
-            self._snapshot = self._read_database()
-        return self._snapshot
+        return self._read_database().frame()
 
     # ------------------------------------------------------------- reading
-    def _read_database(self) -> "_Snapshot":
+    def _read_database(self) -> "_Rows":
         import sqlalchemy
 
         self._parsed_url()
@@ -260,7 +238,7 @@ class SQLAdapter(Adapter):
             raise KttError(f"cannot {step}: {mask_error(error, secrets)}") from None
         finally:
             engine.dispose()
-        return _Snapshot(texts, paths, f"sha256:{digest.hexdigest()}")
+        return _Rows(texts, paths, f"sha256:{digest.hexdigest()}")
 
     def _chunks(self, connection, query_name: str, required: dict[str, str]):
         """The query's rows, ``chunksize`` at a time; the first chunk is checked for the required columns."""
@@ -379,13 +357,17 @@ class SQLAdapter(Adapter):
         return paths
 
 
-class _Snapshot:
+class _Rows:
     """What one reading of the database gave: item texts, label paths, fingerprint."""
 
     def __init__(self, texts: pd.Series, paths: np.ndarray, fingerprint: str):
         self.texts = texts
         self.paths = paths
         self.fingerprint = fingerprint
+
+    def frame(self) -> pd.DataFrame:
+        """Items with ``text`` and ``path``, as :meth:`SQLAdapter.read` returns them."""
+        return pd.DataFrame({"text": self.texts, "path": self.paths})
 
 
 class _Tree:

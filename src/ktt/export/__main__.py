@@ -96,20 +96,17 @@ def export(run_id: str, overrides: list[str], allow_unfinished: bool = False):
     if settings["format"] == "none":
         raise KttError("nothing to export: add export=onnx or export=bento")
 
-    import mlflow  # slow to import: only once the config is known to be good
-
-    from ktt import tracking
+    from ktt import tracking  # slow to import (MLflow): only once the config is known to be good
     from ktt.export.run import check_exportable, export_run
 
     tracking.configure(cfg.tracking.uri)
-    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
     reference = run_id
-    run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
-    unfinished = check_exportable(client.get_run(run_id), allow_unfinished)
+    run_id = tracking.resolve_run(reference, tracking.client(), cfg.tracking.experiment, cfg.model._target_)
+    unfinished = check_exportable(tracking.get_run(run_id), allow_unfinished)
     model = tracking.load_model(reference if reference.startswith("models:/") else run_id)  # a version's sha256 too
     result = export_run(model, settings, run_id)
     if unfinished:
-        client.set_tag(run_id, ALLOW_UNFINISHED_TAG, "true")
+        tracking.set_tags(run_id, {ALLOW_UNFINISHED_TAG: "true"})
     return result
 
 

@@ -12,7 +12,8 @@ Python, tf-idf and the classifier are in the graph. It has two outputs:
     string ``[N]``, the class of the highest score (ktt's prediction rule; the first
     on ties, as ``numpy.argmax``).
 
-Two details make the graph agree with scikit-learn (measured, see TRAPS.md):
+Two details make the graph agree with scikit-learn (both measured with skl2onnx 1.20 and
+onnxruntime 1.32):
 
 * the vectoriser's tokenizer gets ``[\\p{L}\\p{N}_]{2,}`` (RE2, Unicode-aware) instead of
   skl2onnx's ASCII default ``[a-zA-Z0-9_]+`` for sklearn's ``(?u)\\b\\w\\w+\\b``: ICD texts
@@ -176,6 +177,33 @@ def run(path_or_session, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     sess = path_or_session if hasattr(path_or_session, "run") else session(path_or_session)
     labels, scores = sess.run(["label", "scores"], {INPUT_NAME: np.asarray(list(texts), dtype=object).reshape(-1, 1)})
     return labels, scores
+
+
+def export_model(model, path: str | Path, target_opset: int | None = None) -> Path:
+    """Write the ONNX graph of a fitted model: its ``onnx_pipeline()``, converted.
+
+    The graph's scores are the classifier's probabilities or, for classifiers
+    without ``predict_proba``, the softmax of its decision function (see
+    :func:`pipeline_to_onnx`); :func:`check_parity` verifies them against the model.
+
+    Parameters
+    ----------
+    model : ktt.model_sklearn.SklearnModel
+        Fitted; its ``onnx_pipeline()`` is a ``Pipeline(tfidf, classifier)``.
+    path : path-like
+        The ``.onnx`` file to write.
+    target_opset : int, optional
+        ONNX opset; default: skl2onnx's choice.
+
+    Raises
+    ------
+    KttError
+        If the model has no such pipeline, or skl2onnx cannot convert it.
+    """
+    pipeline = model.onnx_pipeline()
+    softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")
+    return pipeline_to_onnx(pipeline, model.classes_, path, softmax=softmax, target_opset=target_opset,
+                            metadata={"ktt.model": type(model).__name__, "ktt.input": "ktt.preprocess.preprocess"})
 
 
 def check_parity(path: str | Path, model, texts: Sequence[str], tolerance: float = 1e-5) -> dict:

@@ -25,6 +25,7 @@ from typing import Sequence
 
 from ktt.errors import KttError
 from ktt.params import Interval, Options, validate_params
+from ktt.serving.settings import OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +34,15 @@ ONNX_TAG = "ktt.export.onnx"
 BENTO_TAG = "ktt.bento_tag"
 BENTO_HOME_TAG = "ktt.bento_home"
 
-#: What the keys of the ``export`` config may hold (see ``conf/export/*.yaml``).
+#: What the keys of the ``export`` config may hold (see ``conf/export/*.yaml``): the export's
+#: own keys, then the bento's service settings (:data:`ktt.serving.settings.OPTIONS`).
 EXPORT_CONSTRAINTS = {
     "format": [Options(FORMATS)],
     "target_opset": [None, Interval(int, 9, None)],
     "tolerance": [Interval(float, 0, None, closed="neither")],
     "bentoml_home": [None, str],
-    "max_batch_size": [Interval(int, 2, None)],
-    "max_latency_ms": [Interval(int, 1, None)],
-    "max_body_bytes": [Interval(int, 1, None)],
-    "timeout_s": [Interval(float, 0, None, closed="neither")],
-    "api_workers": [Interval(int, 1, None)],
-    "model_workers": [Interval(int, 1, None)],
-    "monitoring": [bool],
-    "evidently_host": [str],
-    "evidently_port": [Interval(int, 1, 65535)],
-    "monitoring_queue_size": [Interval(int, 1, None)],
-    "monitoring_timeout_s": [Interval(float, 0, None, closed="neither")],
     "archive": [bool],
+    **{key: option.allowed for key, option in OPTIONS.items()},
 }
 
 
@@ -114,7 +106,7 @@ def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
         test split); default: the run's cached test split if it is still on disk,
         else texts made of vocabulary terms.
     tracking_uri : str, optional
-        Default: MLflow's current tracking URI.
+        Default: the current tracking store (:func:`ktt.tracking.configure`).
 
     Returns
     -------
@@ -126,35 +118,35 @@ def export_run(model, config, run_id: str, texts: Sequence[str] | None = None,
     KttError
         If the model cannot be exported in that format, or the export fails its checks.
     """
-    import mlflow
+    from ktt.tracking.runs import client
 
     settings = export_settings(config)
-    client = mlflow.MlflowClient(tracking_uri or mlflow.get_tracking_uri())
+    tracking_uri = client(tracking_uri).tracking_uri  # the store of this moment, for every step of the export
     if settings["format"] == "onnx":
-        return _export_onnx(model, settings, run_id, client, texts)
+        return _export_onnx(model, settings, run_id, tracking_uri, texts)
     if settings["format"] == "bento":
-        return _export_bento(model, settings, run_id, client)
+        return _export_bento(model, settings, run_id, tracking_uri)
     return None
 
 
-def _export_onnx(model, settings: dict, run_id: str, client, texts) -> ExportResult:
-    from ktt.export.onnx import check_parity, write_description
+def _export_onnx(model, settings: dict, run_id: str, tracking_uri: str, texts) -> ExportResult:
+    from ktt.export.onnx import check_parity, export_model, write_description
+    from ktt.tracking.runs import get_run, log_export
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "onnx"
-        model.export_onnx(folder / "model.onnx")
+        export_model(model, folder / "model.onnx", target_opset=settings.get("target_opset"))
         model.hierarchy.to_json(folder / "hierarchy.json")
         source = "test split"
         if texts is None:
-            texts, source = _check_texts(model, client.get_run(run_id))
+            texts, source = _check_texts(model, get_run(run_id, tracking_uri))
         parity = check_parity(folder / "model.onnx", model, texts, tolerance=settings.get("tolerance", 1e-5))
         parity["texts"] = source
         write_description(folder, model, parity)
-        client.log_artifacts(run_id, str(folder), "export/onnx")
-    uri = f"runs:/{run_id}/export/onnx/model.onnx"
-    client.log_metric(run_id, "onnx_label_agreement", parity["label_agreement"])
-    client.log_metric(run_id, "onnx_max_score_diff", parity["max_score_diff"])
-    client.set_tag(run_id, ONNX_TAG, uri)
+        uri = f"runs:/{run_id}/export/onnx/model.onnx"
+        log_export(run_id, folder, "export/onnx", tags={ONNX_TAG: uri}, tracking_uri=tracking_uri,
+                   metrics={"onnx_label_agreement": parity["label_agreement"],
+                            "onnx_max_score_diff": parity["max_score_diff"]})
     summary = (f"ONNX graph logged to {uri}: labels equal on {parity['label_agreement']:.1%} of "
                f"{parity['n_texts']} texts ({source}), max score difference {parity['max_score_diff']:.1e}")
     return ExportResult("onnx", run_id, summary, {"parity": parity, "uri": uri})
@@ -174,35 +166,28 @@ def _check_texts(model, run) -> tuple[list[str], str]:
                 return texts, "test split"
         except (KttError, OSError, ValueError):
             pass
-    pipeline = model.onnx_pipeline() if hasattr(model, "onnx_pipeline") else model.pipeline_
-    return probe_texts(pipeline.steps[0][1]), "vocabulary probes"
+    return probe_texts(model.onnx_pipeline().steps[0][1]), "vocabulary probes"
 
 
-def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
-    import mlflow
-
-    from ktt import tracking
-    from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home
+def _export_bento(model, settings: dict, run_id: str, tracking_uri: str) -> ExportResult:
+    from ktt.export.bento import bento_name, build, export_archive, resolve_bentoml_home, write_build_context
     from ktt.monitoring.bundle import write_bundle
+    from ktt.tracking.runs import (SHA256_TAG, download_checkpoint, download_reference_set, experiment_name, get_run,
+                                   log_export)
 
-    run = client.get_run(run_id)
-    sha256 = run.data.tags.get(tracking.SHA256_TAG)
+    run = get_run(run_id, tracking_uri)
+    sha256 = run.data.tags.get(SHA256_TAG)
     if sha256 is None:
         raise KttError(f"run {run_id} has no recorded checkpoint; nothing to export")
-    dataset = run.data.params.get("dataset.name") or client.get_experiment(run.info.experiment_id).name
+    dataset = run.data.params.get("dataset.name") or experiment_name(run, tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        checkpoint = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{tracking.CHECKPOINT_DIR}/{tracking.CHECKPOINT_FILE}",
-            dst_path=str(tmp / "download"), tracking_uri=client.tracking_uri)
+        checkpoint = download_checkpoint(run_id, tmp / "download", tracking_uri)
         reference = None
-        if settings.get("monitoring", True) and any(
-                a.path == "reference/reference_set.parquet" for a in client.list_artifacts(run_id, "reference")):
-            reference = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="reference/reference_set.parquet", dst_path=str(tmp / "download"),
-                tracking_uri=client.tracking_uri)
-        context = model.export_bento(tmp / "bento", reference, checkpoint=checkpoint, checkpoint_sha256=sha256,
-                                     info={"run_id": run_id, "dataset": dataset})
+        if settings.get("monitoring", True):
+            reference = download_reference_set(run_id, tmp / "download", tracking_uri)
+        context = write_build_context(model, tmp / "bento", reference, checkpoint=checkpoint,
+                                      checkpoint_sha256=sha256, info={"run_id": run_id, "dataset": dataset})
         home = resolve_bentoml_home(settings.get("bentoml_home"))
         name = bento_name(model, dataset)
         tag = build(context, name, settings, bentoml_home=home,
@@ -220,9 +205,8 @@ def _export_bento(model, settings: dict, run_id: str, client) -> ExportResult:
                          evidently_config=context / "monitoring/evidently.yaml",
                          reference_set_path=context / "monitoring/reference_set.parquet",
                          dashboard_path=context / "monitoring/dashboard.json")
-        client.log_artifacts(run_id, str(logged), "export/bento")
-    client.set_tag(run_id, BENTO_TAG, tag)
-    client.set_tag(run_id, BENTO_HOME_TAG, home or "default")
+        log_export(run_id, logged, "export/bento", tags={BENTO_TAG: tag, BENTO_HOME_TAG: home or "default"},
+                   tracking_uri=tracking_uri)
     where = f"BENTOML_HOME={home} " if home else ""
     stack = "; deployment stack (docker compose) in the run's export/bento/stack" if reference else ""
     summary = (f"bento {tag} built with {'monitoring' if reference else 'no monitoring'}{stack}; serve it with "

@@ -115,17 +115,14 @@ def predict(options: dict, overrides: list[str]) -> str:
     if source.path.resolve() == _resolve(options["output"]):
         raise KttError(f"output={options['output']} is the input file; give another output")
 
-    import mlflow  # slow to import: only once the arguments and the input are known to be good
-
-    from ktt import tracking
+    from ktt import tracking  # slow to import (MLflow): only once the arguments and the input are known to be good
 
     tracking.configure(cfg.tracking.uri)
-    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
     reference = options["run_id"]
-    run_id = tracking.resolve_run(reference, client, cfg.tracking.experiment, cfg.model._target_)
+    run_id = tracking.resolve_run(reference, tracking.client(), cfg.tracking.experiment, cfg.model._target_)
     what = f"{reference} (run {run_id})" if reference.startswith(REGISTRY_PREFIX) else f"run {run_id}"
     model = tracking.load_model(reference if reference.startswith("models:/") else run_id)  # a version's sha256 too
-    metadata = {"ktt.run_id": run_id, "ktt.checkpoint_sha256": client.get_run(run_id).data.tags[tracking.SHA256_TAG]}
+    metadata = {"ktt.run_id": run_id, "ktt.checkpoint_sha256": tracking.get_run(run_id).data.tags[tracking.SHA256_TAG]}
     summary = score_file(model, source, options["output"], progress=bool(cfg.get("progress", True)),
                          metadata=metadata)
     return summary.line(what)

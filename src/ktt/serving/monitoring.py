@@ -58,7 +58,7 @@ def monitoring_rows(pooled_features: np.ndarray, scores: np.ndarray) -> np.ndarr
     Parameters
     ----------
     pooled_features : ndarray of shape (n, k)
-        :func:`ktt.model_sklearn.pool_features` of the batch's tf-idf features.
+        :func:`ktt.pooling.pool_features` of the batch's tf-idf features.
     scores : ndarray of shape (n, n_classes)
         The model's per-leaf scores.
 

@@ -1,6 +1,6 @@
 """The serving runtime every ktt model's service shares.
 
-Two halves, one per BentoML service of a bento (see ``models/<name>/bentoml/service.py``):
+Two halves, one per BentoML service of a bento (see ``ktt/serving/bento/service.py.template``):
 
 * :class:`RequestHandler` (the HTTP service): validates ``{"text": ...}`` /
   ``{"texts": [...]}``, preprocesses with :func:`ktt.preprocess.preprocess` (the
@@ -243,7 +243,7 @@ class ModelRuntime:
         scores = self.model.score_features(features)
         paths, path_scores = self.model.paths_from_scores(scores)
         if self.monitor is not None:
-            from ktt.model_sklearn import pool_features
+            from ktt.pooling import pool_features
             from ktt.serving.monitoring import monitoring_rows
 
             self.monitor.submit(monitoring_rows(pool_features(features), scores))

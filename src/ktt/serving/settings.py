@@ -3,6 +3,11 @@
 The exporter (:mod:`ktt.export.bento`) writes the file from the ``export`` config;
 a few values can be changed when the service starts, through environment
 variables (see :data:`ENV_OVERRIDES`), without rebuilding the bento.
+
+:data:`OPTIONS` declares every tunable setting once: its default, its allowed
+values and its environment variable. :class:`ServiceSettings`' attributes and
+checks, :data:`ENV_OVERRIDES` and the ``export`` config keys that set them
+(:data:`ktt.export.run.EXPORT_CONSTRAINTS`) all derive from it.
 """
 
 from __future__ import annotations
@@ -10,25 +15,69 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ktt.errors import KttError
+from ktt.params import Interval, validate_params
 
 SETTINGS_FILE = "ktt_service.json"
 
-#: Environment variable -> setting it overrides when the service starts.
-ENV_OVERRIDES = {
-    "KTT_MAX_BATCH_SIZE": "max_batch_size",
-    "KTT_MAX_LATENCY_MS": "max_latency_ms",
-    "KTT_MAX_BODY_BYTES": "max_body_bytes",
-    "KTT_MONITORING": "monitoring",
-    "EVIDENTLY_HOST": "evidently_host",
-    "EVIDENTLY_PORT": "evidently_port",
+
+@dataclass(frozen=True)
+class Option:
+    """One tunable setting of a service.
+
+    Parameters
+    ----------
+    default : bool, int, float or str
+        Its value when the export config does not set it; its type is the setting's type.
+    allowed : list
+        Allowed forms, as in :func:`ktt.params.validate_params`.
+    doc : str
+        What it does.
+    env : str, optional
+        The environment variable that overrides it when the service starts.
+    """
+
+    default: Any
+    allowed: list
+    doc: str
+    env: str | None = None
+
+
+#: Every tunable setting of a service (also a key of the ``export`` config, ``conf/export/bento.yaml``).
+OPTIONS = {
+    "max_batch_size": Option(64, [Interval(int, 2, None)],
+                             "Largest adaptive batch of the model service (BentoML's minimum is 2).",
+                             "KTT_MAX_BATCH_SIZE"),
+    "max_latency_ms": Option(10_000, [Interval(int, 1, None)],
+                             "BentoML's latency budget of a batched call; requests that cannot be served "
+                             "within it are refused with 503, so keep it well above normal latencies.",
+                             "KTT_MAX_LATENCY_MS"),
+    "max_body_bytes": Option(1_048_576, [Interval(int, 1, None)], "Largest request body; larger ones get 413.",
+                             "KTT_MAX_BODY_BYTES"),
+    "timeout_s": Option(60.0, [Interval(float, 0, None, closed="neither")], "BentoML's request timeout."),
+    "api_workers": Option(1, [Interval(int, 1, None)], "Processes of the HTTP (preprocessing) service."),
+    "model_workers": Option(1, [Interval(int, 1, None)], "Processes of the model service."),
+    "monitoring": Option(False, [bool], "Send pooled features and scores to the monitoring service "
+                                        "(needs a reference set).", "KTT_MONITORING"),
+    "evidently_host": Option("localhost", [str], "Where the monitoring service listens.", "EVIDENTLY_HOST"),
+    "evidently_port": Option(5001, [Interval(int, 1, 65535)], "The monitoring service's port.", "EVIDENTLY_PORT"),
+    "monitoring_queue_size": Option(64, [Interval(int, 1, None)], "Batches waiting to be sent; when full, new "
+                                                                 "batches are dropped (and counted)."),
+    "monitoring_timeout_s": Option(2.0, [Interval(float, 0, None, closed="neither")],
+                                   "Connect and read timeout of one monitoring request."),
 }
 
+#: Environment variable -> setting it overrides when the service starts.
+ENV_OVERRIDES = {option.env: name for name, option in OPTIONS.items() if option.env}
 
-@dataclass
+#: The keys of ``ktt_service.json`` besides :data:`OPTIONS`.
+IDENTITY = ("name", "checkpoint", "checkpoint_sha256", "info")
+
+
 class ServiceSettings:
     """What a ktt service needs to know about its model and its limits.
 
@@ -40,60 +89,36 @@ class ServiceSettings:
         The joblib checkpoint, relative to the settings file's folder.
     checkpoint_sha256 : str
         Its expected sha256; the service refuses to load anything else.
-    max_batch_size : int
-        Largest adaptive batch of the model service.
-    max_latency_ms : int
-        BentoML's latency budget of a batched call; requests that cannot be served
-        within it are refused with 503, so keep it well above normal latencies.
-    max_body_bytes : int
-        Largest request body; larger ones get 413.
-    timeout_s : float
-        BentoML's request timeout.
-    api_workers, model_workers : int
-        Processes of the HTTP (preprocessing) service and of the model service.
-    monitoring : bool
-        Send pooled features and scores to the monitoring service (needs a reference set).
-    evidently_host, evidently_port : str, int
-        Where the monitoring service listens (``POST /iterate``).
-    monitoring_queue_size : int
-        Batches waiting to be sent; when full, new batches are dropped (and counted).
-    monitoring_timeout_s : float
-        Connect and read timeout of one monitoring request.
-    info : dict
+    info : dict, optional
         Provenance: run id, model class, dataset, ktt version.
     folder : Path
         Where the settings file is (not saved).
+    **options
+        Any of :data:`OPTIONS` (default: its ``default``); each becomes an attribute.
+
+    Raises
+    ------
+    KttError
+        Naming an unknown option, or the first invalid one and its allowed values.
     """
 
-    name: str
-    checkpoint: str
-    checkpoint_sha256: str
-    max_batch_size: int = 64
-    max_latency_ms: int = 10_000
-    max_body_bytes: int = 1_048_576
-    timeout_s: float = 60.0
-    api_workers: int = 1
-    model_workers: int = 1
-    monitoring: bool = False
-    evidently_host: str = "localhost"
-    evidently_port: int = 5001
-    monitoring_queue_size: int = 64
-    monitoring_timeout_s: float = 2.0
-    info: dict = field(default_factory=dict)
-    folder: Path = field(default=Path("."), repr=False)
+    def __init__(self, name: str, checkpoint: str, checkpoint_sha256: str, info: dict | None = None,
+                 folder: str | Path = ".", **options) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise KttError(f"unknown service setting(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})")
+        values = {key: option.default for key, option in OPTIONS.items()} | options
+        validate_params({f"service setting {key}": value for key, value in values.items()},
+                        {f"service setting {key}": option.allowed for key, option in OPTIONS.items()})
+        self.name, self.checkpoint, self.checkpoint_sha256 = name, checkpoint, checkpoint_sha256
+        self.info = dict(info or {})
+        self.folder = Path(folder)
+        for key, value in values.items():
+            setattr(self, key, value)
 
-    def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_latency_ms", "max_body_bytes", "api_workers", "model_workers",
-                     "evidently_port", "monitoring_queue_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise KttError(f"service setting {name}={value!r} must be a positive integer")
-        if self.max_batch_size < 2:
-            raise KttError(f"service setting max_batch_size={self.max_batch_size} must be at least 2 "
-                           "(BentoML's minimum)")
-        for name in ("timeout_s", "monitoring_timeout_s"):
-            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) <= 0:
-                raise KttError(f"service setting {name}={getattr(self, name)!r} must be a positive number")
+    def to_dict(self) -> dict:
+        """The saved settings: :data:`IDENTITY` and every option."""
+        return {key: getattr(self, key) for key in (*IDENTITY, *OPTIONS)}
 
     # ------------------------------------------------------------------ file
     @classmethod
@@ -126,8 +151,7 @@ class ServiceSettings:
         if not path.is_file():
             raise KttError(f"no {SETTINGS_FILE} beside {folder}; build the service with `python -m ktt.export`")
         data = json.loads(path.read_text(encoding="utf-8"))
-        known = {f.name for f in fields(cls)} - {"folder"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - {*IDENTITY, *OPTIONS})
         if unknown:
             raise KttError(f"{path} has unknown settings {', '.join(unknown)}")
         data.update(env_overrides(environ if environ is not None else os.environ))
@@ -138,10 +162,8 @@ class ServiceSettings:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``ktt_service.json`` into ``folder``."""
-        data = asdict(self)
-        data.pop("folder")
         path = Path(folder) / SETTINGS_FILE
-        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         return path
 
     # --------------------------------------------------------------- derived
@@ -197,13 +219,12 @@ def import_model_code(folder: Path, model: str) -> None:
 
 def env_overrides(environ) -> dict:
     """Settings given by environment variables (see :data:`ENV_OVERRIDES`), converted to their types."""
-    types = {f.name: f.type for f in fields(ServiceSettings)}
     values = {}
     for variable, name in ENV_OVERRIDES.items():
         raw = environ.get(variable)
         if raw is None or raw == "":
             continue
-        kind = types[name]
+        kind = type(OPTIONS[name].default).__name__
         try:
             if kind == "bool":
                 if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no"):

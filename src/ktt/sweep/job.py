@@ -120,24 +120,9 @@ def record_failure(config, error: BaseException) -> None:
     parent = current()
     if parent is None:
         return
-    from mlflow import MlflowClient
-    from mlflow.entities import RunStatus
-
     from ktt.errors import error_line
     from ktt.tracking import ERROR_TAG
+    from ktt.tracking.sweep import record_failed_job
 
-    client = MlflowClient(parent.tracking_uri)
     num = str(config.hydra.job.num)
-    existing = client.search_runs(
-        [experiment.experiment_id for experiment in client.search_experiments()],
-        filter_string=f"tags.`{SWEEP_TAG}` = '{parent.run_id}' and tags.`{JOB_TAG}` = '{num}'",
-        max_results=1,
-    )
-    if existing:
-        return  # the job's own run recorded the failure
-    run = client.create_run(
-        parent.experiment_id,
-        run_name=f"job {num}",
-        tags={PARENT_TAG: parent.run_id, **job_tags(config.hydra), ERROR_TAG: error_line(error)[:5000]},
-    )
-    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+    record_failed_job(parent, num, f"job {num}", {**job_tags(config.hydra), ERROR_TAG: error_line(error)[:5000]})

@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ktt.sweep.cache import sweep_keys
-from ktt.sweep.job import ROLE_TAG, SWEEP_TAG, SweepParent
+from ktt.sweep.job import ROLE_TAG, SweepParent
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +26,6 @@ SWEEPER_TAG = "ktt.sweep.sweeper"
 LAUNCHER_TAG = "ktt.sweep.launcher"
 OBJECTIVE_TAG = "ktt.sweep.objective"
 SWEEP_OVERRIDES_TAG = "ktt.sweep.overrides"
-
-
-def absolute_tracking_uri(uri: str | None) -> str:
-    """The tracking URI ktt uses for ``uri`` (None: MLflow's default), with a relative sqlite path made absolute."""
-    import mlflow
-
-    from ktt import tracking
-
-    tracking.configure(uri)
-    resolved = mlflow.get_tracking_uri()
-    prefix = "sqlite:///"
-    if resolved.startswith(prefix) and not resolved.startswith(prefix + "/"):
-        resolved = prefix + str(Path(resolved[len(prefix):]).resolve())
-    return resolved
 
 
 def direction_of(cfg: DictConfig) -> str:
@@ -61,18 +47,14 @@ def start_parent(cfg: DictConfig) -> SweepParent:
     -------
     SweepParent
     """
-    from mlflow import MlflowClient
-
     from ktt.secrets import mask_text
+    from ktt.tracking.sweep import absolute_tracking_uri, create_parent_run
 
     uri = absolute_tracking_uri(cfg.tracking.uri)
-    client = MlflowClient(uri)
     # a sweep over dataset.path leaves the sweep's own experiment name unresolved: its jobs keep theirs
     name = OmegaConf.select(cfg, "tracking.experiment", default=None, throw_on_resolution_failure=False,
                             throw_on_missing=False) or FALLBACK_EXPERIMENT
     name = str(name)
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
 
     choices = cfg.hydra.runtime.choices
     search = choices.get("hparams_search")
@@ -88,11 +70,10 @@ def start_parent(cfg: DictConfig) -> SweepParent:
     }
     if search:
         tags["ktt.sweep.hparams_search"] = str(search)
-    run = client.create_run(experiment_id, run_name=f"sweep {search}" if search else "sweep", tags=tags)
-    client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
-    log.info("Sweep parent run %s in experiment %r (%s)", run.info.run_id, name, mask_text(uri))
+    run_id, experiment_id = create_parent_run(uri, name, f"sweep {search}" if search else "sweep", tags)
+    log.info("Sweep parent run %s in experiment %r (%s)", run_id, name, mask_text(uri))
     return SweepParent(
-        run_id=run.info.run_id,
+        run_id=run_id,
         experiment_id=experiment_id,
         tracking_uri=uri,
         sweep_dir=sweep_dir,

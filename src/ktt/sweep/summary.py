@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ktt.sweep.job import BEST_TAG, JOB_TAG, OVERRIDES_TAG, PARENT_TAG, SweepParent
+from ktt.sweep.job import BEST_TAG, JOB_TAG, OVERRIDES_TAG, SweepParent
 
 #: Written by ktt's Optuna sweeper in the sweep folder (the name hydra-optuna-sweeper used).
 RESULTS_FILE = "optimization_results.yaml"
@@ -41,19 +40,6 @@ class JobRow:
     def label(self) -> str:
         """``job 3 (loss=hinge min_df=2)``."""
         return f"job {self.job}" + (f" ({' '.join(self.varying)})" if self.varying else "")
-
-
-def child_runs(client, parent: SweepParent) -> list:
-    """Every run nested under the parent, in any experiment."""
-    experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    runs, token = [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string=f"tags.`{PARENT_TAG}` = '{parent.run_id}'",
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def override_key(override: str) -> str:
@@ -162,65 +148,57 @@ def finish(parent: SweepParent, interrupted: bool = False, crashed: bool = False
         only if no job finished. An interrupted sweep returns None: the
         interruption itself sets the exit status.
     """
-    from mlflow import MlflowClient
-    from mlflow.entities import RunStatus
+    from ktt.tracking.sweep import child_runs, end_run, tag_runs
 
-    from ktt.tracking import ERROR_TAG
-
-    client = MlflowClient(parent.tracking_uri)
     if interrupted and parent.launcher in LOCAL_LAUNCHERS:
-        kill_running(client, parent)
-    rows = job_rows(child_runs(client, parent), parent.objective, parent.fixed_keys)
+        kill_running(parent)
+    rows = job_rows(child_runs(parent), parent.objective, parent.fixed_keys)
     ranked = rank(rows, parent.direction)
     best = ranked[0] if ranked and ranked[0].status == "FINISHED" and ranked[0].value is not None else None
     results = read_results(parent.sweep_dir)
     if best is not None:
-        client.set_tag(best.run_id, BEST_TAG, "true")
-        client.set_tag(parent.run_id, BEST_RUN_TAG, best.run_id)
-    registered, register_error = (None, None) if interrupted or best is None else register_best(client, best)
+        tag_runs(parent.tracking_uri, {best.run_id: {BEST_TAG: "true"}, parent.run_id: {BEST_RUN_TAG: best.run_id}})
+    registered, register_error = (None, None) if interrupted or best is None else register_best(parent, best)
     text = render(rows, parent) + best_lines(parent, best, results)
     if registered:
         text += f"\nregistered: models:/{registered}"
     print(text, flush=True)
-    _log_on_parent(client, parent, rows, best, results, text)
+    _log_on_parent(parent, rows, best, results, text)
 
     message = None if interrupted else (failure(rows, search=results is not None) or register_error)
-    status = RunStatus.KILLED if interrupted else RunStatus.FAILED if (crashed or message) else RunStatus.FINISHED
-    if status != RunStatus.FINISHED:
-        client.set_tag(parent.run_id, ERROR_TAG, "interrupted" if interrupted else (message or "the sweep stopped on an error"))
-    client.set_terminated(parent.run_id, RunStatus.to_string(status))
+    status = "KILLED" if interrupted else "FAILED" if (crashed or message) else "FINISHED"
+    error = None if status == "FINISHED" else "interrupted" if interrupted else (message or "the sweep stopped on an error")
+    end_run(parent.tracking_uri, parent.run_id, status, error)
     return message
 
 
-def register_best(client, best: JobRow) -> tuple[str | None, str | None]:
+def register_best(parent: SweepParent, best: JobRow) -> tuple[str | None, str | None]:
     """With ``register=true`` (the best job's own setting), register its model: ``(name/version, error)``.
 
     Jobs of a sweep never register themselves (:func:`ktt.train.train`); the sweep
     registers its best job once, here. A failure to register is the sweep's error, not a crash.
     """
     from ktt.errors import error_line
-    from ktt.tracking import register_model
+    from ktt.tracking import client, register_model
+    from ktt.tracking.sweep import run_params
 
-    params = client.get_run(best.run_id).data.params
+    params = run_params(parent.tracking_uri, best.run_id)
     if params.get("register") != "True":
         return None, None
     try:
-        version = register_model(best.run_id, params["tracking.registered_model"], client)
+        version = register_model(best.run_id, params["tracking.registered_model"], client(parent.tracking_uri))
     except Exception as error:  # noqa: BLE001 - the sweep still ends and reports
         return None, f"could not register the best job's model (run {best.run_id}): {error_line(error)}"
     return f"{version.name}/{version.version}", None
 
 
-def kill_running(client, parent: SweepParent) -> None:
+def kill_running(parent: SweepParent) -> None:
     """End the sweep's RUNNING runs KILLED (their jobs died with the sweep's process)."""
-    from mlflow.entities import RunStatus
+    from ktt.tracking.sweep import child_runs, end_run
 
-    from ktt.tracking import ERROR_TAG
-
-    for run in child_runs(client, parent):
+    for run in child_runs(parent):
         if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, ERROR_TAG, "interrupted")
-            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            end_run(parent.tracking_uri, run.info.run_id, "KILLED", "interrupted")
 
 
 def best_lines(parent: SweepParent, best: JobRow | None, results: dict | None) -> str:
@@ -246,27 +224,25 @@ def failure(rows: list[JobRow], search: bool) -> str | None:
     return f"{len(failed)} of {len(rows)} sweep jobs failed: {', '.join(row.label for row in failed)}"
 
 
-def _log_on_parent(client, parent: SweepParent, rows: list[JobRow], best: JobRow | None,
+def _log_on_parent(parent: SweepParent, rows: list[JobRow], best: JobRow | None,
                    results: dict | None, text: str) -> None:
-    from mlflow.entities import Metric, Param
-
     from ktt.secrets import mask_file
+    from ktt.tracking.sweep import log_summary
 
     sweep_dir = Path(parent.sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / SUMMARY_FILE).write_text(text + "\n", encoding="utf-8")
-    params = [Param(f"best.{key}"[:250], str(value)[:6000]) for key, value in best_params(rows, best, results).items()]
+    params = {f"best.{key}": value for key, value in best_params(rows, best, results).items()}
     value = results.get("best_value") if results and results.get("best_value") is not None else (best.value if best else None)
-    now = int(time.time() * 1000)
-    metrics = [Metric("n_jobs_finished", sum(r.status == "FINISHED" for r in rows), now, 0),
-               Metric("n_jobs_failed", sum(r.status != "FINISHED" for r in rows), now, 0)]
+    metrics = {"n_jobs_finished": sum(r.status == "FINISHED" for r in rows),
+               "n_jobs_failed": sum(r.status != "FINISHED" for r in rows)}
     if value is not None:
-        metrics.append(Metric(f"best_{parent.objective}", float(value), now, 0))
-    client.log_batch(parent.run_id, metrics=metrics, params=params)
-    client.log_artifact(parent.run_id, str(sweep_dir / SUMMARY_FILE))
+        metrics[f"best_{parent.objective}"] = float(value)
+    files = [(str(sweep_dir / SUMMARY_FILE), None)]
     for name in (RESULTS_FILE, "multirun.yaml"):
         if (sweep_dir / name).is_file():
             mask_file(sweep_dir / name)
-            client.log_artifact(parent.run_id, str(sweep_dir / name))
+            files.append((str(sweep_dir / name), None))
     if results and results.get("experiment") and Path(results["experiment"]).is_file():
-        client.log_artifact(parent.run_id, results["experiment"], "experiment")
+        files.append((results["experiment"], "experiment"))
+    log_summary(parent, metrics, params, files)

@@ -1,11 +1,16 @@
-"""Everything ktt logs to and reads from MLflow, in one place.
+"""Everything ktt logs to and reads from MLflow: this package is the only code that calls MLflow.
 
-One run per job, in an experiment named after the dataset. The runner calls
-these functions; model code never talks to MLflow. This module logs a run;
+One run per job, in an experiment named after the dataset. The runner, the
+exporters, the batch scorer and the sweeps call these functions; model code never
+talks to MLflow. This module logs a training run (params, metrics, plots,
+checkpoint, pyfunc model, reference set, Hydra files) and loads a run's model;
+:mod:`ktt.tracking.runs` reads and extends a past run by id (exports);
+:mod:`ktt.tracking.sweep` writes a sweep's parent run, its jobs' failures and its summary;
 :mod:`ktt.tracking.store` picks and prepares the tracking store (a server, a
 database, a local SQLite file safe for several processes); :mod:`ktt.tracking.registry`
 registers a run's model in the Model Registry and turns ``models:/<name>/<version>``
-or ``models:/<name>@<alias>`` into the run behind it.
+or ``models:/<name>@<alias>`` into the run behind it; :mod:`ktt.tracking.pyfunc` is
+the MLflow pyfunc flavour of a ktt model.
 """
 
 from __future__ import annotations
@@ -26,13 +31,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ktt.errors import KttError, error_line
 from ktt.tracking.registry import check_version_sha256, register_model, resolve_run
+from ktt.tracking.runs import (CHECKPOINT_DIR, CHECKPOINT_FILE, SHA256_TAG, checkpoint_uri, client,
+                               download_checkpoint, get_run, set_tags)
 from ktt.tracking.store import configure, experiment_id
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_FILE = "model.joblib"
-SHA256_TAG = "ktt.checkpoint_sha256"
 ERROR_TAG = "ktt.error"
 #: Packages whose versions every run records.
 TRACKED_PACKAGES = ("ktt", "scikit-learn", "numpy", "scipy", "pandas", "nltk", "joblib", "mlflow",
@@ -156,7 +160,7 @@ def log_pyfunc(checkpoint_folder: Path) -> None:
     """The same checkpoint as an MLflow pyfunc model named ``model``, with ktt's code and pinned requirements."""
     import ktt
     import models
-    from ktt.pyfunc import KttPythonModel
+    from ktt.tracking.pyfunc import KttPythonModel
 
     requirements = []
     for package in RUNTIME_PACKAGES:
@@ -188,9 +192,14 @@ def log_frame(frame, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if Path(artifact_file).parent.name else None)
 
 
-def checkpoint_uri(run_id: str) -> str:
-    """The ``runs:/`` URI of a run's checkpoint."""
-    return f"runs:/{run_id}/{CHECKPOINT_DIR}/{CHECKPOINT_FILE}"
+def log_metrics(metrics: dict[str, float]) -> None:
+    """Metrics of the active run."""
+    mlflow.log_metrics(metrics)
+
+
+def log_plots(folder: str | Path) -> None:
+    """The plots drawn in ``folder`` (:class:`ktt.plots.BackgroundPlots`), as artifacts ``plots/``."""
+    mlflow.log_artifacts(str(folder), "plots")
 
 
 def load_model(reference: str, tracking_uri: str | None = None):
@@ -215,26 +224,18 @@ def load_model(reference: str, tracking_uri: str | None = None):
     """
     from ktt.model import Model
 
-    client = mlflow.MlflowClient(tracking_uri)
-    run_id = resolve_run(reference, client)
-    run = client.get_run(run_id)
+    store = client(tracking_uri)
+    run_id = resolve_run(reference, store)
+    run = store.get_run(run_id)
     expected = run.data.tags.get(SHA256_TAG)
     if expected is None:
         raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
-    check_version_sha256(client, reference, expected)
-    uri = checkpoint_uri(run_id)
-    try:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{CHECKPOINT_DIR}/{CHECKPOINT_FILE}", tracking_uri=client.tracking_uri
-        )
-    except (mlflow.exceptions.MlflowException, OSError) as error:
-        reason = str(getattr(error, "message", None) or error).strip().splitlines()
-        raise KttError(f"run {run_id} records a checkpoint, but {uri} cannot be downloaded: "
-                       f"{reason[0] if reason else type(error).__name__}") from None
+    check_version_sha256(store, reference, expected)
+    local = download_checkpoint(run_id, tracking_uri=store.tracking_uri)
     try:
         return Model.from_checkpoint(local, sha256=expected)
     except KttError as error:  # name the run's artifact, not the download's temporary copy
-        raise KttError(str(error).replace(str(local), uri)) from None
+        raise KttError(str(error).replace(str(local), checkpoint_uri(run_id))) from None
 
 
 def ui_hint(run) -> str:
