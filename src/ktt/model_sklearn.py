@@ -328,6 +328,9 @@ class SklearnModel(Model, BaseEstimator):
         from ktt.export.onnx import pipeline_to_onnx
 
         self._check_fitted()
+        if self.hierarchy is not None and self.hierarchy.ragged:
+            raise KttError(f"ONNX export is not supported for a ragged label tree (the graph's labels would be "
+                           f"padded leaves of {type(self).__name__}); export it with export=bento")
         pipeline = self.onnx_pipeline() if hasattr(self, "onnx_pipeline") else getattr(self, "pipeline_", None)
         if pipeline is None or not hasattr(pipeline, "steps"):
             return super().export_onnx(path)

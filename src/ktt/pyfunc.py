@@ -25,7 +25,10 @@ class KttPythonModel(mlflow.pyfunc.PythonModel):
         from ktt.preprocess import preprocess
 
         texts = _texts(model_input)
-        return self.model.predict(preprocess(texts)).tolist()
+        leaves = self.model.predict(preprocess(texts)).tolist()
+        hierarchy = getattr(self.model, "hierarchy", None)
+        # in a ragged tree a leaf that stops above the deepest level is named by the class it stops at
+        return hierarchy.display_names(leaves) if hierarchy is not None else leaves
 
 
 def _texts(model_input) -> list[str]:
