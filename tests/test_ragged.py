@@ -166,3 +166,89 @@ def test_the_flat_model_refuses_onnx_on_a_ragged_tree_in_one_line(ragged_csv, tm
     assert result.returncode == 2
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("ktt: error:")]
     assert "ONNX export is not supported for a ragged label tree" in line
+
+
+# ------------------------------------------------------------ stopping when unsure
+def test_stopped_levels_cut_below_the_first_unsure_level():
+    from ktt.stopping import stopped_levels
+
+    scores = np.array([[0.9, 0.8, 0.7], [0.9, 0.4, 0.39], [0.2, 0.1, 0.1], [0.9, 0.3, 0.6]])
+    stopped = stopped_levels(scores, [0.5, 0.5, 0.5])
+    assert stopped.tolist() == [[False, False, False], [False, True, True], [False, True, True],
+                                [False, True, True]]  # the top level stays; a confident level below a cut too
+    assert not stopped_levels(scores, [0.0, 0.0, 0.0]).any()
+
+
+def test_auto_thresholds_are_the_lowest_reaching_the_precision():
+    from ktt.stopping import choose_thresholds
+
+    # level 2 scores 0.9 (right), 0.8 (right), 0.7 (wrong), 0.6 (right), 0.5 (wrong)
+    pred = np.array([[0, 1]] * 5)
+    true = np.array([[0, 1], [0, 1], [0, 2], [0, 1], [0, 2]])
+    scores = np.array([[1, 0.9], [1, 0.8], [1, 0.7], [1, 0.6], [1, 0.5]])
+    real = np.ones(pred.shape, bool)
+    assert choose_thresholds(pred, scores, true, real, real, 0.75).tolist() == [0.0, 0.6]  # 3 of 4 right
+    assert choose_thresholds(pred, scores, true, real, real, 1.0).tolist() == [0.0, 0.8]
+    never = choose_thresholds(pred, scores, np.array([[0, 2]] * 5), real, real, 0.5)
+    assert never[1] > 1
+
+
+@pytest.fixture(scope="module")
+def fitted_ragged():
+    from ktt.data.flat_file import FlatFileAdapter
+    from ktt.model_sklearn import get_loaders
+    from models.tfidf_hsgd import TfidfHSGD
+
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    path = f"{folder}/ragged.csv"
+    ragged_rows(20).to_csv(path, index=False)
+    dataset = FlatFileAdapter(path=path, name="ragged").adapt(f"{folder}/cache")
+    train, val, test = get_loaders(dataset)
+    model = TfidfHSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=dataset.hierarchy)
+    return model, val, test
+
+
+def test_a_threshold_cuts_served_paths_and_metrics_report_the_partial_paths(fitted_ragged):
+    from ktt.preprocess import preprocess
+    from ktt.serving.runtime import ModelRuntime
+
+    model, val, test = fitted_ragged
+    full = ModelRuntime(model).classify(preprocess(TEXTS))
+    assert [p["path"] for p in full] == EXPECTED
+    model.fit_stop_thresholds([0.0, 1.0, 1.0])
+    try:
+        cut = ModelRuntime(model).classify(preprocess(TEXTS))
+        for before, after in zip(full, cut):
+            keep = 1 + sum(1 for s in before["scores"][1:] if s >= 1.0)  # the top level always
+            assert after["path"] == before["path"][:keep] and after["scores"] == before["scores"][:keep]
+        output = model.test(test)
+        metrics = get_metrics(output, model.hierarchy)
+        real = model.hierarchy.real_mask(output["paths"]) & ~output["stopped"]
+        depths = real.sum(axis=1)
+        assert metrics["stopped_level1_share"] == pytest.approx(np.mean(depths == 1))
+        assert metrics["stopped_level1_share"] > 0.5
+        true = model.hierarchy.leaf_path_indices(list(output["targets"]))
+        true_real = model.hierarchy.real_mask(true)
+        assert metrics["hierarchical_precision"] == pytest.approx(hierarchical_prf(true, output["paths"], true_real,
+                                                                                   real)[0])
+    finally:
+        model.fit_stop_thresholds(None)
+    assert "stopped" not in model.test(test)
+
+
+def test_predict_threshold_auto_runs_end_to_end(ragged_csv, tmp_path):
+    from ktt import tracking
+
+    run_cli("model=tfidf_hsgd", "dataset=file", f"dataset.path={ragged_csv}", "min_df=1", "progress=false",
+            "plots=false", "predict_threshold=auto", "threshold_precision=0.95", cwd=tmp_path)
+    (run,) = mlflow_runs(tmp_path)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["stop_threshold_level1"] == "0.0" and "stop_threshold_level3" in params
+    shares = [metrics[f"test_stopped_level{k}_share"] for k in (1, 2, 3)]
+    assert sum(shares) == pytest.approx(1.0)
+    model = tracking.load_model(run.info.run_id, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert model.stop_thresholds_.tolist() == [float(params[f"stop_threshold_level{k}"]) for k in (1, 2, 3)]
+    bad = run_cli("predict_threshold=1.5", "dataset=file", f"dataset.path={ragged_csv}", cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "invalid predict_threshold=1.5" in bad.stderr

@@ -2,7 +2,8 @@
 
 ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(["some text"])``
 preprocesses the texts exactly as training did and returns the predicted leaf
-classes. The model's code (``ktt`` and ``models``) travels with it.
+classes (in a ragged tree, or with ``predict_threshold``, the deepest class the
+prediction reaches). The model's code (``ktt`` and ``models``) travels with it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class KttPythonModel(mlflow.pyfunc.PythonModel):
         from ktt.preprocess import preprocess
 
         texts = _texts(model_input)
+        if getattr(self.model, "stop_thresholds_", None) is not None:  # the deepest class kept (ktt.stopping)
+            from ktt.serving.runtime import ModelRuntime
+
+            return [prediction["path"][-1] for prediction in ModelRuntime(self.model).classify(preprocess(texts))]
         leaves = self.model.predict(preprocess(texts)).tolist()
         hierarchy = getattr(self.model, "hierarchy", None)
         # in a ragged tree a leaf that stops above the deepest level is named by the class it stops at

@@ -250,7 +250,7 @@ class ModelRuntime:
 
             self.monitor.submit(monitoring_rows(pool_features(features), scores))
         names = self.class_names[paths]
-        if self.model.hierarchy.ragged or getattr(self.model, "stopped_", None) is not None:
+        if self.model.hierarchy.ragged or getattr(self.model, "stop_thresholds_", None) is not None:
             return ragged_predictions(self.model, names, paths, path_scores)
         return [{"path": names[i].tolist(), "scores": path_scores[i].tolist()} for i in range(len(names))]
 
@@ -272,8 +272,8 @@ def ragged_predictions(model, names: np.ndarray, paths: np.ndarray, path_scores:
         Class names, class indices and per-level scores of the predicted paths.
     """
     real = model.hierarchy.real_mask(paths)
-    stopped = getattr(model, "stopped", None)
+    stopped = model.stopped(paths, path_scores) if hasattr(model, "stopped") else None
     if stopped is not None:
-        real &= ~stopped(paths, path_scores)
+        real &= ~stopped
     return [{"path": names[i][real[i]].tolist(), "scores": path_scores[i][real[i]].tolist()}
             for i in range(len(names))]
