@@ -207,14 +207,14 @@ def fitted_ragged():
     dataset = FlatFileAdapter(path=path, name="ragged").adapt(f"{folder}/cache")
     train, val, test = get_loaders(dataset)
     model = TfidfHSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=dataset.hierarchy)
-    return model, val, test
+    return model, train, val, test
 
 
 def test_a_threshold_cuts_served_paths_and_metrics_report_the_partial_paths(fitted_ragged):
     from ktt.preprocess import preprocess
     from ktt.serving.runtime import ModelRuntime
 
-    model, val, test = fitted_ragged
+    model, _, val, test = fitted_ragged
     full = ModelRuntime(model).classify(preprocess(TEXTS))
     assert [p["path"] for p in full] == EXPECTED
     model.fit_stop_thresholds([0.0, 1.0, 1.0])
@@ -252,3 +252,19 @@ def test_predict_threshold_auto_runs_end_to_end(ragged_csv, tmp_path):
     assert model.stop_thresholds_.tolist() == [float(params[f"stop_threshold_level{k}"]) for k in (1, 2, 3)]
     bad = run_cli("predict_threshold=1.5", "dataset=file", f"dataset.path={ragged_csv}", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "invalid predict_threshold=1.5" in bad.stderr
+
+
+def test_blend_fits_no_flat_classifier_over_too_many_leaves(fitted_ragged, monkeypatch):
+    from ktt import hierarchical
+    from models.tfidf_hsgd import TfidfHSGD
+
+    model, train, val, test = fitted_ragged
+    assert model.flat_ is not None  # 6 leaves: blend as always
+    monkeypatch.setattr(hierarchical, "MAX_BLEND_LEAVES", 5)
+    capped = TfidfHSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=model.hierarchy)
+    assert capped.flat_ is None and capped.blend_weight_ == 0.0
+    global_ = TfidfHSGD(learner="svm", min_df=1, n_jobs=1, decoding="global").fit(train, val,
+                                                                                 hierarchy=model.hierarchy)
+    np.testing.assert_allclose(capped.predict_scores(test.texts), global_.predict_scores(test.texts))
+    fixed = TfidfHSGD(learner="svm", min_df=1, n_jobs=1, blend_weight=0.5).fit(train, val, hierarchy=model.hierarchy)
+    assert fixed.flat_ is not None  # a weight the user sets still fits the flat classifier
