@@ -74,16 +74,22 @@ def test_depth_cuts_paths_and_too_deep_is_an_error(tmp_path):
     path = str(write(tmp_path, "parquet"))
     dataset = FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache")
     assert dataset.hierarchy.level_sizes == [2, 3]
-    with pytest.raises(KttError, match=r"depth=4 is deeper than the data: the shortest label path has 3 level"):
+    with pytest.raises(KttError, match=r"depth=4 is deeper than the data: the longest label path has 3 level"):
         FlatFileAdapter(path=path, name="shop", depth=4).adapt(tmp_path / "cache")
 
 
-def test_variable_depth_needs_an_explicit_depth(tmp_path):
-    rows = frame(ROWS + [("tulip bulbs", ["Home", "Garden"])] * 3)
+def test_paths_of_different_lengths_make_a_ragged_tree(tmp_path):
+    rows = frame(ROWS + [("tulip bulbs", ["Home", "Garden"]), ("gift card", ["Gift cards"])] * 3)
     path = str(write(tmp_path, "jsonl", rows))
-    with pytest.raises(KttError, match="label paths have 2 to 3 levels; set depth"):
-        FlatFileAdapter(path=path, name="shop").adapt(tmp_path / "cache")
-    assert FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache").hierarchy.depth == 2
+    hierarchy = FlatFileAdapter(path=path, name="shop").adapt(tmp_path / "cache").hierarchy
+    assert hierarchy.ragged and hierarchy.depth == 3
+    assert hierarchy.level_sizes == [3, 4, 8]  # + Gift cards, its stop; + two stops on level 3
+    assert "Garden > <stop>" in hierarchy.leaf_classes
+    assert hierarchy.label_path("Garden > <stop>") == ["Home", "Garden"]
+    assert hierarchy.label_path("Gift cards > <stop> > <stop>") == ["Gift cards"]
+    assert hierarchy.display_names(["Gift cards > <stop> > <stop>", "Hose"]) == ["Gift cards", "Hose"]
+    cut = FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache").hierarchy
+    assert cut.level_sizes == [3, 4] and cut.leaf_classes.count("Gift cards > <stop>") == 1
 
 
 @pytest.mark.parametrize(
@@ -190,3 +196,75 @@ def test_bundled_icd10cm_matches_the_shared_copy():
     shared = pd.read_parquet(shared_data("icd10cm", "icd10cm.parquet"))
     assert bundled["text"].tolist() == shared["text"].tolist()
     assert [list(p) for p in bundled["path"]] == [list(p) for p in shared["category"]]
+
+
+# ------------------------------------------------------------------ given splits
+def _texts(dataset, split):
+    return sorted(dataset.split(split)["text"])
+
+
+def test_a_split_column_is_used_as_given(tmp_path):
+    data = frame()
+    data["fold"] = ["TRAIN", "train ", "Val", "test", "train", "train"] * 5
+    path = str(write(tmp_path, "csv", data))
+    dataset = FlatFileAdapter(path=path, name="shop", split_col="fold").adapt(tmp_path / "cache")
+    assert dataset.meta["sizes"] == {"train": 20, "val": 5, "test": 5}
+    assert _texts(dataset, "val") == ["green tea bags"] * 5
+    assert _texts(dataset, "test") == ["garden hose 20m"] * 5
+    random = FlatFileAdapter(path=path, name="shop").adapt(tmp_path / "cache")
+    assert random.path != dataset.path  # the cache key covers split_col
+
+
+def test_split_files_are_used_as_given(tmp_path):
+    train = write(tmp_path, "parquet")
+    (tmp_path / "val").mkdir()
+    (tmp_path / "test").mkdir()
+    val = write(tmp_path / "val", "parquet", frame(ROWS[:2]))
+    test = write(tmp_path / "test", "parquet", frame(ROWS[2:5]))
+    both = FlatFileAdapter(path=str(train), val_path=str(val), test_path=str(test), name="shop").adapt(tmp_path / "c")
+    assert both.meta["sizes"] == {"train": 30, "val": 2, "test": 3}
+    assert _texts(both, "test") == sorted(t for t, _ in ROWS[2:5])
+    # a test file alone: validation rows are drawn from path, 1 in 9 by split=[0.8, 0.1, 0.1]
+    test_only = FlatFileAdapter(path=str(train), test_path=str(test), name="shop").adapt(tmp_path / "c")
+    assert test_only.meta["sizes"] == {"train": 27, "val": 3, "test": 3}
+    assert test_only.path != both.path
+    # the cache key follows the content of the split files
+    write(tmp_path / "test", "parquet", frame(ROWS[2:6]))
+    changed = FlatFileAdapter(path=str(train), test_path=str(test), name="shop").adapt(tmp_path / "c")
+    assert changed.meta["sizes"]["test"] == 4 and changed.path != test_only.path
+
+
+@pytest.mark.parametrize(
+    "folds, message",
+    [
+        (["train", "val", "test", "training"] * 7 + ["train", "val"],
+         r"dataset.split_col=fold: row 3 has the split 'training' \(allowed: train, val, test, in any case\)"),
+        (["train", "val", "", "test"] * 7 + ["train", "val"], r"row 2 has the split ''"),
+        (["train", "test"] * 15, r"the val split of dataset 'shop' is empty \(given by dataset.split_col=fold"),
+    ],
+    ids=["unknown-value", "empty-cell", "empty-split"],
+)
+def test_bad_given_splits_are_one_line_errors(tmp_path, folds, message):
+    data = frame()
+    data["fold"] = folds
+    path = str(write(tmp_path, "parquet", data))
+    with pytest.raises(KttError, match=message) as error:
+        FlatFileAdapter(path=path, name="shop", split_col="fold").adapt(tmp_path / "cache")
+    assert "\n" not in str(error.value)
+
+
+def test_bad_split_settings_are_one_line_errors(tmp_path):
+    path = str(write(tmp_path, "csv"))
+    cases = [
+        ({"split_col": "fold"}, r"column 'fold' not found in .*data.csv .*; set dataset.split_col"),
+        ({"split_col": "fold", "test_path": path}, r"set either dataset.split_col or dataset.val_path"),
+        ({"test_path": "nope.csv"}, r"dataset.test_path=nope.csv is not a file"),
+        ({"split_col": ""}, r"invalid split_col=''"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(KttError, match=message):
+            FlatFileAdapter(path=path, name="shop", **kwargs).adapt(tmp_path / "cache")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,category\n")
+    with pytest.raises(KttError, match=r"the test split of dataset 'shop' is empty \(given by dataset.test_path"):
+        FlatFileAdapter(path=path, name="shop", test_path=str(empty)).adapt(tmp_path / "cache")

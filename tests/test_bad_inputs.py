@@ -327,8 +327,15 @@ CASES = [
     # ------------------------------------------------------------------------ data files
     Case("no-such-text-column", BASE + ["dataset.text_col=title"], r"column 'title' not found in tiny\.csv", run="failed"),
     Case("depth-deeper-than-data", BASE + ["dataset.depth=5"], r"depth=5 is deeper than the data", run="failed"),
-    Case("mixed-depths", BAD, r"label paths have 2 to 3 levels; set depth", run="failed",
-         prepare=bad_csv([(t, "A > B" if i % 2 else "A > B > C") for i, (t, _) in enumerate(ROWS)])),
+    Case("reserved-stop-label", BAD, r"the label '<stop>' is reserved", run="failed",
+         prepare=bad_csv([(t, "A > <stop>" if i % 2 else "A > B > C") for i, (t, _) in enumerate(ROWS)])),
+    Case("unknown-split-value", BAD + ["dataset.split_col=fold"],
+         r"dataset\.split_col=fold: row 3 has the split 'dev' \(allowed: train, val, test", run="failed",
+         prepare=files(bad__csv="text,category,fold\n" + "".join(
+             f"{t},{p},{'dev' if i == 3 else ('train', 'val', 'test')[i % 3]}\n" for i, (t, p) in enumerate(ROWS)))),
+    Case("empty-given-split", BAD + ["dataset.split_col=fold"], r"the val split of dataset 'bad' is empty",
+         run="failed", prepare=files(bad__csv="text,category,fold\n" + "".join(
+             f"{t},{p},{('train', 'test')[i % 2]}\n" for i, (t, p) in enumerate(ROWS)))),
     Case("empty-file", BAD, r"cannot read bad\.csv as csv", run="failed", prepare=files(bad__csv="")),
     Case("header-only", BAD, r"no usable rows \(0 read", run="failed", prepare=files(bad__csv="text,category\n")),
     Case("all-texts-empty", BAD, r"no usable rows \(40 read, all dropped\)", run="failed",

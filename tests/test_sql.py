@@ -147,8 +147,25 @@ def test_items_above_the_depth_are_dropped_and_counted(db, tmp_path, caplog):
     with pytest.raises(KttError, match=r"^depth=4 is deeper than every item's class: the deepest item class "
                                         r"sits on level 3; use depth<=3$"):
         db.adapter(depth=4).adapt(tmp_path / "cache")
-    with pytest.raises(KttError, match=r"^items' classes sit on levels 1 to 3; set depth \(.*depth=1 keeps all 73"):
-        db.adapter(depth=None).adapt(tmp_path / "cache")
+    ragged = db.adapter(depth=None).adapt(tmp_path / "cache")  # whole paths, of 1 to 3 levels
+    assert sum(ragged.meta["sizes"].values()) == 72
+    assert ragged.hierarchy.label_path("Food > <stop> > <stop>") == ["Food"]
+    assert ragged.hierarchy.label_path("Snacks > <stop>") == ["Food", "Snacks"]
+
+
+def test_a_split_column_of_the_items_query_is_used_as_given(db, tmp_path):
+    db.load()
+    fold = "CASE WHEN id % 10 = 0 THEN 'TEST' WHEN id % 10 = 1 THEN 'val' ELSE 'Train' END AS fold"
+    query = f"SELECT id, text, class_id, {fold} FROM {db.table('items')} ORDER BY id"
+    dataset = db.adapter(items_query=query, split_col="fold").adapt(tmp_path / "cache")
+    assert dataset.meta["sizes"] == {"train": 56, "val": 7, "test": 7}
+    assert all(text.endswith("0") for text in dataset.split("test")["text"])
+    assert dataset.path != db.adapter(items_query=query).adapt(tmp_path / "cache").path
+    with pytest.raises(KttError, match=r"column 'nope' not found in the result of items_query .*set dataset.split_col"):
+        db.adapter(items_query=query, split_col="nope").adapt(tmp_path / "cache")
+    only_train = query.replace("'TEST'", "'train'")
+    with pytest.raises(KttError, match=r"^the test split of dataset 'shop' is empty \(given by dataset.split_col=fold"):
+        db.adapter(items_query=only_train, split_col="fold").adapt(tmp_path / "cache")
 
 
 BROKEN = [

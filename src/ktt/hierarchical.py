@@ -36,6 +36,7 @@ Three decodings turn the conditionals into leaf scores and a path
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from typing import NamedTuple, Sequence
 
@@ -50,6 +51,8 @@ from ktt.model_sklearn import Loader
 from ktt.params import Interval, Options
 from ktt.tfidf import TfidfLinearModel
 
+log = logging.getLogger(__name__)
+
 #: ``parent`` of the implicit root node, whose children are the top-level classes.
 ROOT = -1
 DECODINGS = ("greedy", "global", "blend")
@@ -59,6 +62,11 @@ BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_BLEND_WEIGHT = 0.5
 #: Probabilities are floored here before logarithms, so that no leaf's blended score is -inf.
 FLOOR = 1e-12
+#: ``blend`` with ``blend_weight="auto"`` fits no flat classifier above this many leaves (it decodes as
+#: ``global``): a flat classifier over every leaf costs time and memory in proportion to the leaves
+#: (ICD-10-CM to full code depth, 19k leaves: dense weights of 4.7 GB and ~1 s of liblinear per leaf),
+#: while each node classifier decides among a few children. A set weight still fits it.
+MAX_BLEND_LEAVES = 5_000
 
 
 class ParentTask(NamedTuple):
@@ -290,7 +298,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         features = self._fit_features(texts)
         self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
         flat = None
-        if self.decoding == "blend":
+        if self.decoding == "blend" and self._fits_flat(len(self.classes_)):
             # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
             flat = (self.features_.word_columns(features), np.asarray(targets, dtype=object).astype(str))
         tasks, classifiers, flat_classifier = self._fit_classifiers(features, codes, flat)
@@ -364,7 +372,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
             temperatures = (float(self.temperature) if softmax_rule else 1.0,)
         else:
             temperatures = nodes.temperatures() if nodes is not None else (1.0,)
-        if self.decoding != "blend":
+        if self.decoding != "blend" or self.flat_ is None:
             weights = (0.0,)
         elif self.blend_weight == "auto":
             weights = BLEND_WEIGHTS
@@ -398,6 +406,14 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                 if best is None or key > best[0]:
                     best = (key, temperature, weight)
         return best[1], best[2]
+
+    def _fits_flat(self, n_leaves: int) -> bool:
+        """Whether ``blend`` fits its flat classifier (not with ``blend_weight="auto"`` above :data:`MAX_BLEND_LEAVES`)."""
+        if self.blend_weight != "auto" or n_leaves <= MAX_BLEND_LEAVES:
+            return True
+        log.info("%d leaf classes (more than %d): no flat classifier; blend decodes as global "
+                 "(set blend_weight to fit one anyway)", n_leaves, MAX_BLEND_LEAVES)
+        return False
 
     # --------------------------------------------------------------- predicting
     def _log_parts(self, features) -> tuple[np.ndarray, np.ndarray]:

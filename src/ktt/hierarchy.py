@@ -4,6 +4,18 @@ It is KTT's ``hierarchy.json``: every class of every level in one list
 (``classes``), level by level, with ``level_sizes``, ``level_offsets`` (where
 each level starts in ``classes``; one more entry than levels) and ``parent_of``
 (for each class, the index in ``classes`` of its parent; ``-1`` on the top level).
+
+Ragged trees. Label paths may differ in length (a leaf at any level, and a label
+that is a leaf for some rows and a parent for others). The hierarchy then pads
+every path that stops above the deepest level with *stop* pseudo-classes, one
+per missing level, named after the class they stop at (``"Gift cards > <stop>"``,
+``"Gift cards > <stop> > <stop>"``), listed in ``stops``. Every leaf therefore
+sits on the last level and every model works unchanged: a parent node's
+classifier learns "stop here" as one of its children, a flat classifier learns
+the padded leaf. Outputs meant for people (served paths, batch scoring, the
+pyfunc model, metrics) drop the stops (:meth:`Hierarchy.label_path`,
+:meth:`Hierarchy.real_mask`). An equal-depth tree has no stops, and its
+``hierarchy.json`` is what it was before ragged trees.
 """
 
 from __future__ import annotations
@@ -19,10 +31,12 @@ import numpy as np
 from ktt.errors import KttError
 
 PATH_SEPARATOR = " > "
+#: Label of the pseudo-class that ends a path above the deepest level (see the module docstring).
+STOP = "<stop>"
 
 
 class Hierarchy:
-    """A fixed-depth tree of classes.
+    """A fixed-depth tree of classes (a ragged tree padded with stop pseudo-classes).
 
     Parameters
     ----------
@@ -32,12 +46,16 @@ class Hierarchy:
         How many classes each level has.
     parent_of : list of int
         Index (into ``classes``) of each class's parent, ``-1`` for top-level classes.
+    stops : list of int, optional
+        Indices of the stop pseudo-classes (see the module docstring); none for an equal-depth tree.
     """
 
-    def __init__(self, classes: Sequence[str], level_sizes: Sequence[int], parent_of: Sequence[int]):
+    def __init__(self, classes: Sequence[str], level_sizes: Sequence[int], parent_of: Sequence[int],
+                 stops: Sequence[int] = ()):
         self.classes = list(classes)
         self.level_sizes = [int(s) for s in level_sizes]
         self.parent_of = [int(p) for p in parent_of]
+        self.stops = sorted(int(i) for i in stops)
         self.level_offsets = [0]
         for size in self.level_sizes:
             self.level_offsets.append(self.level_offsets[-1] + size)
@@ -45,21 +63,24 @@ class Hierarchy:
             raise KttError("hierarchy is inconsistent: level_sizes and parent_of must cover every class")
         if len(set(self.classes)) != len(self.classes):
             raise KttError("hierarchy is inconsistent: class names must be unique")
+        if self.stops and (self.stops[0] < self.level_offsets[1] or self.stops[-1] >= len(self.classes)):
+            raise KttError("hierarchy is inconsistent: stops must be classes below the top level")
 
     # ------------------------------------------------------------------ building
     @classmethod
     def from_paths(cls, paths: Iterable[Sequence[str]]) -> tuple["Hierarchy", np.ndarray]:
-        """Build the hierarchy of a set of equal-length label paths.
+        """Build the hierarchy of a set of label paths.
 
         A class is a path prefix. Its name is its own label or, where the same
         label names more than one class (under two parents, or on two levels),
         the whole prefix joined by ``" > "``. Classes are ordered by their prefix, so children of one parent
-        are contiguous and the result does not depend on row order.
+        are contiguous and the result does not depend on row order. Paths shorter
+        than the longest are padded with stop pseudo-classes (see the module docstring).
 
         Parameters
         ----------
         paths : iterable of sequences of str
-            One root-to-leaf label path per example, all of the same length.
+            One root-to-leaf label path per example.
 
         Returns
         -------
@@ -70,37 +91,47 @@ class Hierarchy:
         paths = [tuple(p) for p in paths]
         if not paths:
             raise KttError("no labelled rows to build a hierarchy from")
-        depth = len(paths[0])
-        if any(len(p) != depth for p in paths):
-            raise KttError("label paths must all have the same length")
-        classes, level_sizes, parent_of = [], [], []
+        depth = max(map(len, paths))
+        if any(STOP in p for p in paths):
+            raise KttError(f"the label {STOP!r} is reserved (it marks a path that stops above the deepest level); "
+                           "rename it in the data")
+        # STOP sorts after no real label in particular; it only has to be a distinct tuple element
+        paths = [p + (STOP,) * (depth - len(p)) for p in paths]
+        classes, level_sizes, parent_of, stops = [], [], [], []
         index_of: dict[tuple, int] = {}
         levels = [sorted({p[: level + 1] for p in paths}) for level in range(depth)]
         label_count = Counter(prefix[-1] for prefixes in levels for prefix in prefixes)
         for level, prefixes in enumerate(levels):
             for prefix in prefixes:
                 index_of[prefix] = len(classes)
-                name = prefix[-1] if label_count[prefix[-1]] == 1 else PATH_SEPARATOR.join(prefix)
+                if prefix[-1] == STOP:
+                    stops.append(len(classes))
+                    name = classes[index_of[prefix[:-1]]] + PATH_SEPARATOR + STOP
+                else:
+                    name = prefix[-1] if label_count[prefix[-1]] == 1 else PATH_SEPARATOR.join(prefix)
                 classes.append(name)
                 parent_of.append(index_of[prefix[:-1]] if level else -1)
             level_sizes.append(len(prefixes))
         codes = np.array([[index_of[p[: lvl + 1]] for lvl in range(depth)] for p in paths], dtype=np.int64)
-        return cls(classes, level_sizes, parent_of), codes
+        return cls(classes, level_sizes, parent_of, stops), codes
 
     # --------------------------------------------------------------- (de)serial
     def to_dict(self) -> dict:
-        """The ``hierarchy.json`` content."""
-        return {
+        """The ``hierarchy.json`` content (``stops`` only for a ragged tree)."""
+        data = {
             "classes": self.classes,
             "level_sizes": self.level_sizes,
             "level_offsets": self.level_offsets,
             "parent_of": self.parent_of,
         }
+        if self.stops:
+            data["stops"] = self.stops
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Hierarchy":
         try:
-            return cls(data["classes"], data["level_sizes"], data["parent_of"])
+            return cls(data["classes"], data["level_sizes"], data["parent_of"], data.get("stops", ()))
         except KeyError as missing:
             raise KttError(f"hierarchy.json lacks the key {missing}") from None
 
@@ -117,10 +148,51 @@ class Hierarchy:
     def __repr__(self) -> str:
         return f"Hierarchy(depth={self.depth}, level_sizes={self.level_sizes})"
 
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("stops", [])  # pickled before ragged trees
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------------ queries
     @property
     def depth(self) -> int:
         return len(self.level_sizes)
+
+    @property
+    def ragged(self) -> bool:
+        """Whether some paths stop above the deepest level (the tree has stop pseudo-classes)."""
+        return bool(self.stops)
+
+    @cached_property
+    def is_stop(self) -> np.ndarray:
+        """Boolean array over ``classes``: True for the stop pseudo-classes."""
+        mask = np.zeros(len(self.classes), dtype=bool)
+        mask[self.stops] = True
+        return mask
+
+    def real_mask(self, paths: np.ndarray) -> np.ndarray:
+        """Boolean array like ``paths`` (class indices): True where the class is a real one, not a stop."""
+        return ~self.is_stop[np.asarray(paths)]
+
+    @cached_property
+    def display_index(self) -> np.ndarray:
+        """For every class, itself, or for a stop, the real class it stops at."""
+        shown = np.arange(len(self.classes))
+        parent_of = np.asarray(self.parent_of)
+        for level in range(1, self.depth):  # top-down, so a stop's parent is already resolved
+            block = np.arange(self.level_offsets[level], self.level_offsets[level + 1])
+            stop = block[self.is_stop[block]]
+            shown[stop] = shown[parent_of[stop]]
+        return shown
+
+    def display_names(self, leaf_names: Sequence[str]) -> list[str]:
+        """The deepest real class of each named leaf (the leaf itself in an equal-depth tree)."""
+        if not self.stops:
+            return list(leaf_names)
+        return [self.classes[self.display_index[self.index[name]]] for name in leaf_names]
+
+    def label_path(self, leaf_name: str) -> list[str]:
+        """Real class names from the top level down to ``leaf_name``, without stops."""
+        return [self.classes[i] for i in self.leaf_path_indices([leaf_name])[0] if not self.is_stop[i]]
 
     def level_classes(self, level: int) -> list[str]:
         """Names of the classes on ``level`` (0 = top)."""

@@ -25,7 +25,7 @@ from ktt.hierarchy import Hierarchy
 # Elements of ``scores`` handled at once by the chunked micro PR curve.
 _CHUNK_ELEMENTS = 1 << 22
 
-_METRIC_NAME = re.compile(r"^(?P<prefix>.*?)(?P<name>leaf_\w+|level\d+_accuracy|hierarchical_\w+|path_consistency)$")
+_METRIC_NAME = re.compile(r"^(?P<prefix>.*?)(?P<name>leaf_\w+|level\d+_accuracy|hierarchical_\w+|path_consistency|stopped_level\d+_share)$")
 
 
 # ------------------------------------------------------------------ inputs
@@ -154,21 +154,31 @@ def _same_shape(true_paths, pred_paths) -> tuple[np.ndarray, np.ndarray]:
     return true_paths, pred_paths
 
 
-def level_accuracies(true_paths, pred_paths) -> np.ndarray:
+def level_accuracies(true_paths, pred_paths, reaches=None) -> np.ndarray:
     """Accuracy on every level.
 
     Parameters
     ----------
     true_paths, pred_paths : array-like of shape (n, depth)
         Class indices, top level first.
+    reaches : array-like of bool, shape (n, depth), optional
+        Where a true path has a real class (a ragged tree's stops are False, see
+        :meth:`ktt.hierarchy.Hierarchy.real_mask`). A level's accuracy is then over
+        the examples whose true path reaches it; a prediction that stops above is wrong there.
 
     Returns
     -------
     ndarray of shape (depth,)
-        Share of examples whose predicted class equals the true class, per level.
+        Share of examples whose predicted class equals the true class, per level
+        (nan on a level no true path reaches).
     """
     true_paths, pred_paths = _same_shape(true_paths, pred_paths)
-    return (true_paths == pred_paths).mean(axis=0)
+    if reaches is None:
+        return (true_paths == pred_paths).mean(axis=0)
+    reaches = np.asarray(reaches, dtype=bool)
+    counts = reaches.sum(axis=0)
+    hits = ((true_paths == pred_paths) & reaches).sum(axis=0)
+    return np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
 
 
 def _sorted_distinct(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,17 +189,24 @@ def _sorted_distinct(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered, first
 
 
-def hierarchical_prf(true_paths, pred_paths) -> tuple[float, float, float]:
+def hierarchical_prf(true_paths, pred_paths, true_real=None, pred_real=None) -> tuple[float, float, float]:
     """Hierarchical precision, recall and F1 (Kiritchenko et al., 2005).
 
     Each label set is the set of classes on its path (the implicit root
     excluded), so an inconsistent predicted path counts as the set of its
-    per-level classes. The sums run over all examples (micro).
+    per-level classes. The sums run over all examples (micro). In a ragged tree
+    the sets hold the real classes only (``true_real``/``pred_real``): a path
+    that stops at level k is a set of k classes, so a prediction that stops
+    above the truth loses recall, not precision, and one that goes below it
+    loses precision.
 
     Parameters
     ----------
     true_paths, pred_paths : array-like of shape (n, depth)
         Class indices, top level first.
+    true_real, pred_real : array-like of bool, shape (n, depth), optional
+        Which entries are real classes (:meth:`ktt.hierarchy.Hierarchy.real_mask`);
+        default all.
 
     Returns
     -------
@@ -197,6 +214,8 @@ def hierarchical_prf(true_paths, pred_paths) -> tuple[float, float, float]:
         ``Σ|P̂∩T̂| / Σ|P̂|``, ``Σ|P̂∩T̂| / Σ|T̂|`` and their harmonic mean.
     """
     true_paths, pred_paths = _same_shape(true_paths, pred_paths)
+    if true_real is not None or pred_real is not None:
+        return _ragged_prf(true_paths, pred_paths, true_real, pred_real)
     ordered, first = _sorted_distinct(pred_paths)
     n_true = _sorted_distinct(true_paths)[1].sum()
     in_true = (ordered[:, :, None] == true_paths[:, None, :]).any(axis=2)
@@ -205,6 +224,43 @@ def hierarchical_prf(true_paths, pred_paths) -> tuple[float, float, float]:
     recall = hits / n_true
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return float(precision), float(recall), float(f1)
+
+
+def _ragged_prf(true_paths, pred_paths, true_real, pred_real) -> tuple[float, float, float]:
+    """:func:`hierarchical_prf` over the real classes of each path (stops are in no set)."""
+    true_real = np.ones(true_paths.shape, bool) if true_real is None else np.asarray(true_real, dtype=bool)
+    pred_real = np.ones(pred_paths.shape, bool) if pred_real is None else np.asarray(pred_real, dtype=bool)
+    # a stop becomes a value no class has, distinct between the two sides and from each other
+    true_paths = np.where(true_real, true_paths, -1)
+    pred_paths = np.where(pred_real, pred_paths, -2)
+    ordered, first = _sorted_distinct(pred_paths)
+    first &= ordered >= 0
+    true_ordered, true_first = _sorted_distinct(true_paths)
+    n_true = (true_first & (true_ordered >= 0)).sum()
+    in_true = (ordered[:, :, None] == true_paths[:, None, :]).any(axis=2)
+    hits = float((in_true & first).sum())
+    n_pred = first.sum()
+    precision = hits / n_pred if n_pred else 0.0
+    recall = hits / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
+def stop_shares(pred_real) -> np.ndarray:
+    """Share of predicted paths that stop at each level (their deepest real class is there).
+
+    Parameters
+    ----------
+    pred_real : array-like of bool, shape (n, depth)
+        Which entries of the predicted paths are real classes.
+
+    Returns
+    -------
+    ndarray of shape (depth,)
+    """
+    pred_real = np.asarray(pred_real, dtype=bool)
+    depths = pred_real.sum(axis=1)
+    return np.bincount(depths, minlength=pred_real.shape[1] + 1)[1:] / len(pred_real)
 
 
 def path_consistency(pred_paths, hierarchy: Hierarchy) -> float:
@@ -350,13 +406,22 @@ def get_metrics(output: Mapping, hierarchy: Hierarchy, prefix: str = "") -> dict
 
     metrics = _leaf_metrics(true_paths[:, -1], pred_leaves)
     metrics["leaf_auprc_micro"] = micro_average_precision(output["targets_b"], output["scores"])
-    for level, accuracy in enumerate(level_accuracies(true_paths, pred_paths), start=1):
+    true_real = pred_real = None
+    if hierarchy.ragged or output.get("stopped") is not None:
+        true_real = hierarchy.real_mask(true_paths)
+        pred_real = hierarchy.real_mask(pred_paths)
+        if output.get("stopped") is not None:  # a prediction stopped above its leaf when unsure
+            pred_real = pred_real & ~np.asarray(output["stopped"], dtype=bool)
+    for level, accuracy in enumerate(level_accuracies(true_paths, pred_paths, true_real), start=1):
         metrics[f"level{level}_accuracy"] = float(accuracy)
-    h_precision, h_recall, h_f1 = hierarchical_prf(true_paths, pred_paths)
+    h_precision, h_recall, h_f1 = hierarchical_prf(true_paths, pred_paths, true_real, pred_real)
     metrics["hierarchical_precision"] = h_precision
     metrics["hierarchical_recall"] = h_recall
     metrics["hierarchical_f1"] = h_f1
     metrics["path_consistency"] = path_consistency(pred_paths, hierarchy)
+    if pred_real is not None:
+        for level, share in enumerate(stop_shares(pred_real), start=1):
+            metrics[f"stopped_level{level}_share"] = float(share)
     return {prefix + key: value for key, value in metrics.items()}
 
 

@@ -198,6 +198,58 @@ class SklearnModel(Model, BaseEstimator):
             self.__dict__["_leaf_columns_cache"] = cached
         return cached
 
+    # ------------------------------------------------------- stopping when unsure
+    def fit_stop_thresholds(self, predict_threshold, val: Loader | None = None,
+                            target_precision: float = 0.9) -> "SklearnModel":
+        """Set the per-level thresholds below which a predicted path stops (``stop_thresholds_``).
+
+        See :mod:`ktt.stopping`. Fitted after :meth:`fit`, on the validation split
+        for ``predict_threshold="auto"``; None removes them (always predict to the leaf).
+
+        Parameters
+        ----------
+        predict_threshold : None, "auto", float or list of float
+        val : Loader, optional
+            Required for ``auto``.
+        target_precision : float
+            ``auto``'s per-level precision.
+
+        Raises
+        ------
+        KttError
+            On a bad setting, or ``auto`` without a validation split.
+        """
+        from ktt.metrics import leaf_name_paths
+        from ktt.stopping import check_setting, choose_thresholds, level_thresholds
+
+        self._check_fitted()
+        check_setting(predict_threshold, target_precision)
+        hierarchy = self.hierarchy
+        if predict_threshold is None:
+            self.stop_thresholds_ = None
+        elif predict_threshold != "auto":
+            self.stop_thresholds_ = level_thresholds(predict_threshold, hierarchy.depth)
+        else:
+            if val is None or not len(val.texts):
+                raise KttError("predict_threshold=auto chooses the thresholds on the validation split, which is "
+                               "empty; give it rows (dataset.split) or set predict_threshold to a number")
+            paths, path_scores = self.predict_path(val.texts)
+            known = np.isin(np.asarray(val.targets, dtype=object).astype(str), hierarchy.leaf_classes)
+            true_paths = leaf_name_paths(np.asarray(val.targets, dtype=object)[known].astype(str), hierarchy)
+            paths, path_scores = paths[known], path_scores[known]
+            self.stop_thresholds_ = choose_thresholds(paths, path_scores, true_paths, hierarchy.real_mask(paths),
+                                                      hierarchy.real_mask(true_paths), target_precision)
+        return self
+
+    def stopped(self, paths: np.ndarray, path_scores: np.ndarray) -> np.ndarray | None:
+        """Levels (n x depth, True where cut) of predicted paths below the stop thresholds; None without them."""
+        thresholds = getattr(self, "stop_thresholds_", None)
+        if thresholds is None:
+            return None
+        from ktt.stopping import stopped_levels
+
+        return stopped_levels(path_scores, thresholds)
+
     def __getstate__(self):
         state = super().__getstate__().copy()
         for cache in ("_column_paths_cache", "_level_sums_cache", "_leaf_columns_cache"):
@@ -213,7 +265,8 @@ class SklearnModel(Model, BaseEstimator):
             ``targets`` (leaf names), ``targets_b`` (binarised targets, columns in
             ``classes`` order), ``predictions`` (leaf names), ``scores``, ``classes``,
             ``paths`` and ``path_scores`` (see :meth:`predict_path`; when the model
-            has a hierarchy) and, if ``return_encodings``, ``encodings`` (pooled
+            has a hierarchy), ``stopped`` (levels cut by :meth:`fit_stop_thresholds`,
+            when set) and, if ``return_encodings``, ``encodings`` (pooled
             tf-idf features).
         """
         self._check_fitted()
@@ -235,6 +288,9 @@ class SklearnModel(Model, BaseEstimator):
         }
         if self.hierarchy is not None:
             output["paths"], output["path_scores"] = self.paths_from_scores(scores)
+            stopped = self.stopped(output["paths"], output["path_scores"])
+            if stopped is not None:
+                output["stopped"] = stopped
         if return_encodings:
             output["encodings"] = pool_features(features)
         return output

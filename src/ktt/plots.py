@@ -73,16 +73,20 @@ def level_confusion(
     restricted : bool
         Whether classes were left out (and the extra column added).
     """
-    counts = np.bincount(true_codes * n_classes + pred_codes, minlength=n_classes * n_classes)
-    counts = counts.reshape(n_classes, n_classes)
     restricted = n_classes > max_classes
-    if restricted:
+    if restricted:  # counted sparsely: a dense n_classes x n_classes table of 19k classes is 2.9 GB
+        from scipy import sparse
+
         frequency = np.bincount(true_codes, minlength=n_classes)
         shown = np.sort(np.argsort(-frequency, kind="stable")[:max_classes])
-        kept = counts[np.ix_(shown, shown)]
-        other = counts[shown].sum(axis=1) - kept.sum(axis=1)
+        table = sparse.csr_matrix((np.ones(len(true_codes), dtype=np.int64), (true_codes, pred_codes)),
+                                  shape=(n_classes, n_classes))[shown]
+        kept = table[:, shown].toarray()
+        other = np.asarray(table.sum(axis=1)).ravel() - kept.sum(axis=1)
         counts = np.column_stack([kept, other])
     else:
+        counts = np.bincount(true_codes * n_classes + pred_codes, minlength=n_classes * n_classes)
+        counts = counts.reshape(n_classes, n_classes)
         shown = np.arange(n_classes)
     totals = counts.sum(axis=1, keepdims=True)
     matrix = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)

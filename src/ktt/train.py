@@ -18,7 +18,7 @@ import logging
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ktt import tracking
 from ktt.data.loaders import get_loaders
@@ -27,6 +27,7 @@ from ktt.export import export_run, export_settings
 from ktt.metrics import get_metrics
 from ktt.plots import BackgroundPlots
 from ktt.progress import stage
+from ktt.stopping import check_setting as check_stop_setting
 from ktt.sweep import job as sweep_job
 
 log = logging.getLogger("ktt")
@@ -47,6 +48,10 @@ def train(cfg: DictConfig) -> float:
     """
     model = instantiate(cfg.model, _convert_="all")
     model.validate_params()  # bad hyperparameters fail here, before any data is read
+    predict_threshold = cfg.predict_threshold
+    if OmegaConf.is_config(predict_threshold):  # a list of one threshold per level
+        predict_threshold = OmegaConf.to_object(predict_threshold)
+    check_stop_setting(predict_threshold, cfg.threshold_precision)
     adapter = instantiate(cfg.dataset, _convert_="all")
     adapter.validate()
     export = export_settings(cfg.export)  # bad export options fail here too, before any data is read
@@ -69,6 +74,10 @@ def train(cfg: DictConfig) -> float:
 
         with stage(f"fitting {cfg.tracking.run_name}", timings, progress=cfg.progress):
             model.fit(train_loader, val_loader, hierarchy=hierarchy)
+        if predict_threshold is not None:  # stop above the leaf when unsure (ktt.stopping)
+            model.fit_stop_thresholds(predict_threshold, val_loader, cfg.threshold_precision)
+            mlflow.log_params({f"stop_threshold_level{k}": float(t)
+                               for k, t in enumerate(model.stop_thresholds_, start=1)})
         plots = cleanup.enter_context(BackgroundPlots()) if cfg.plots else None
         with stage("testing", timings):
             outputs = {prefix: model.test(loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Bump when the intermediate format or the adaptation rules change: old caches are then ignored.
 FORMAT_VERSION = 1
+#: The splits of an intermediate dataset, in order; also the values a given split column may hold.
+SPLITS = ("train", "val", "test")
 
 
 class Snapshot(NamedTuple):
@@ -51,7 +53,7 @@ class Adapter(ABC):
         Dataset name (names the cache folder and, by default, the MLflow experiment).
     depth : int or None
         Number of hierarchy levels to keep (paths are cut to their first ``depth``
-        labels). None keeps all levels, which requires every path to have the same length.
+        labels). None keeps whole paths, which may differ in length (a ragged tree).
     split : sequence of 3 floats
         Train, validation and test proportions, summing to 1.
     proportion : float
@@ -92,7 +94,14 @@ class Adapter(ABC):
         """The source's rows as a DataFrame with ``text`` and ``path`` (list of labels).
 
         Rows may be dirty (missing text or labels): :meth:`adapt` drops and counts them.
+        A source whose rows come with their split adds a ``split`` column (see
+        :func:`given_splits`): ``train``, ``val`` or ``test`` per row (any case), or
+        None for rows to split at random into the splits no row names.
         """
+
+    def split_setting(self) -> str:
+        """The setting that gives the splits, named in errors about them."""
+        return f"dataset.split_col={getattr(self, 'split_col', None)}"
 
     @abstractmethod
     def fingerprint(self) -> str:
@@ -169,7 +178,11 @@ class Adapter(ABC):
             log.info("Using the cached intermediate dataset %s", destination)
             return IntermediateDataset(destination)
         log.info("Adapting dataset %r", self.name)
-        frame, dropped = clean(snapshot.read())
+        frame = snapshot.read()
+        given = "split" in frame.columns
+        if given:
+            frame["split"] = split_names(frame["split"], self.split_setting())
+        frame, dropped = clean(frame)
         n_rows = len(frame) + sum(dropped.values())
         for reason, count in dropped.items():
             if count:
@@ -179,8 +192,8 @@ class Adapter(ABC):
         frame["path"] = cut_paths(frame["path"], self.depth)
         frame = self._subsample(frame)
         hierarchy, codes = Hierarchy.from_paths(frame["path"])
-        frame = pd.DataFrame({"text": frame["text"].to_numpy(), "codes": list(codes)})
-        frames = self._split(frame)
+        rows = pd.DataFrame({"text": frame["text"].to_numpy(), "codes": list(codes)})
+        frames = self._given_split(rows, frame["split"].to_numpy()) if given else self._split(rows)
         meta = {
             "name": self.name,
             "source": snapshot.fingerprint,
@@ -219,6 +232,66 @@ class Adapter(ABC):
         bounds = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
         return {name: frame.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in bounds.items()}
 
+    def _given_split(self, frame: pd.DataFrame, splits: np.ndarray) -> dict[str, pd.DataFrame]:
+        """The splits the source gives (:meth:`given_splits`); rows without one (None) are split at random
+        into the training split and the splits the source does not give.
+
+        The proportions of ``split`` are renormalised over those splits (e.g. a given
+        test file and ``split=[0.8, 0.1, 0.1]``: 8 of 9 other rows train, 1 of 9 validation).
+
+        Raises
+        ------
+        KttError
+            If a split ends up without rows (after cleaning and subsampling).
+        """
+        named = {name: np.flatnonzero(splits == name) for name in SPLITS}
+        rest = np.flatnonzero(pd.isna(splits))
+        if len(rest):
+            drawn = ["train"] + [name for name in SPLITS[1:] if name not in self.given_splits()]
+            shares = np.array([self.split[SPLITS.index(name)] for name in drawn], dtype=float)
+            rng = np.random.default_rng(self.seed + 1)
+            order = rest[rng.permutation(len(rest))]
+            bounds = np.round(np.cumsum(shares / shares.sum()) * len(rest)).astype(int)
+            for name, part in zip(drawn, np.split(order, bounds[:-1])):
+                named[name] = np.sort(np.concatenate([named[name], part]))
+        for name in SPLITS:
+            if not len(named[name]):
+                raise KttError(
+                    f"the {name} split of dataset {self.name!r} is empty (given by {self.split_setting()}, "
+                    f"after dropping unusable rows and dataset.proportion={self.proportion}); give it rows"
+                )
+        return {name: frame.iloc[rows].reset_index(drop=True) for name, rows in named.items()}
+
+    def given_splits(self) -> tuple[str, ...]:
+        """The splits the source gives when its rows carry a ``split`` column (default: all three)."""
+        return SPLITS
+
+
+def split_names(values: pd.Series, setting: str) -> np.ndarray:
+    """Given split values as ``train``/``val``/``test`` (case and surrounding spaces ignored), None where unset.
+
+    ``validation``, ``valid`` and ``dev`` are not accepted: a benchmark that names
+    its splits otherwise maps them before ktt reads them, so a typo never silently
+    moves rows to the training split.
+
+    Raises
+    ------
+    KttError
+        On a value that names none of the three splits, or an empty cell.
+    """
+    names = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            names[i] = None
+            continue
+        name = str(value).strip().lower()
+        if name not in SPLITS:
+            raise KttError(
+                f"{setting}: row {i} has the split {value!r} (allowed: train, val, test, in any case)"
+            )
+        names[i] = name
+    return names
+
 
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop rows without usable text or labels; return the rest and the counts by reason."""
@@ -238,18 +311,22 @@ def _valid_path(path) -> bool:
 
 
 def cut_paths(paths: pd.Series, depth: int | None) -> pd.Series:
-    """Cut every label path to ``depth`` levels (None: all paths must be equally deep)."""
-    lengths = paths.map(len)
-    shortest, longest = int(lengths.min()), int(lengths.max())
-    if depth is None:
-        if shortest != longest:
+    """Cut every label path to at most ``depth`` levels (None: whole paths).
+
+    Paths may differ in length (a ragged tree, see :mod:`ktt.hierarchy`); a path
+    shorter than ``depth`` is kept whole.
+
+    Raises
+    ------
+    KttError
+        If ``depth`` is deeper than the longest path.
+    """
+    if depth is not None:
+        lengths = paths.map(len)
+        longest = int(lengths.max())
+        if depth > longest:
             raise KttError(
-                f"label paths have {shortest} to {longest} levels; set depth (at most {shortest}) to cut them"
+                f"depth={depth} is deeper than the data: the longest label path has {longest} "
+                f"level(s) (data row {lengths.idxmax()}); use depth<={longest}"
             )
-        return paths.map(lambda p: tuple(label.strip() for label in p))
-    if depth > shortest:
-        raise KttError(
-            f"depth={depth} is deeper than the data: the shortest label path has {shortest} "
-            f"level(s) (data row {lengths.idxmin()}); use depth<={shortest}"
-        )
     return paths.map(lambda p: tuple(label.strip() for label in p[:depth]))

@@ -40,6 +40,14 @@ class FlatFileAdapter(Adapter):
     delimiter : str
         Separator of the labels in a string label path. It is matched as a whole
         string, so with ``" > "`` a label may itself contain ``>``. Labels are stripped.
+    split_col : str or None
+        Column giving each row's split: ``train``, ``val`` or ``test`` (any case).
+        None (default): rows are split at random by ``split``.
+    val_path, test_path : str or None
+        Files (same format and columns as ``path``) holding the validation and the
+        test split; ``path`` then holds the training rows. With only one of them,
+        the other split is drawn at random from ``path`` (``split`` renormalised).
+        Neither can be combined with ``split_col``.
     **kwargs
         Passed to :class:`~ktt.data.adapter.Adapter` (name, depth, split, proportion, seed).
     """
@@ -49,16 +57,36 @@ class FlatFileAdapter(Adapter):
         "text_col": [str],
         "label_col": [str],
         "delimiter": [str],
+        "split_col": [None, str],
+        "val_path": [None, str],
+        "test_path": [None, str],
     }
 
     def __init__(self, path: str, format: str | None = None, text_col: str = "text",
-                 label_col: str = "category", delimiter: str = " > ", **kwargs):
+                 label_col: str = "category", delimiter: str = " > ", split_col: str | None = None,
+                 val_path: str | None = None, test_path: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.path = path
         self.format = format
         self.text_col = text_col
         self.label_col = label_col
         self.delimiter = delimiter
+        self.split_col = split_col
+        self.val_path = val_path
+        self.test_path = test_path
+
+    def _split_files(self) -> dict[str, str]:
+        """The given split files by split name (``val``, ``test``), where set."""
+        return {name: path for name, path in (("val", self.val_path), ("test", self.test_path)) if path}
+
+    def given_splits(self) -> tuple[str, ...]:
+        return tuple(self._split_files()) or super().given_splits()
+
+    def split_setting(self) -> str:
+        files = self._split_files()
+        if files:
+            return " and ".join(f"dataset.{name}_path" for name in files)
+        return f"dataset.split_col={self.split_col}"
 
     def validate(self) -> None:
         super().validate()
@@ -68,21 +96,47 @@ class FlatFileAdapter(Adapter):
             raise KttError(f"dataset.path={self.path} is a folder; give the data file in it")
         if not Path(self.path).is_file():
             raise KttError(f"dataset file {self.path} does not exist")
+        if self.split_col is not None and not self.split_col:
+            raise KttError("invalid split_col='' (allowed: a column name, or null to split at random)")
+        if self.split_col and self._split_files():
+            raise KttError("set either dataset.split_col or dataset.val_path/dataset.test_path, not both")
+        for name, path in self._split_files().items():
+            if Path(path).is_dir() or not Path(path).is_file():
+                raise KttError(f"dataset.{name}_path={path} is not a file; give the {name} split's data file")
         self._format()
 
     def fingerprint(self) -> str:
-        return f"sha256:{file_sha256(self.path)}"
+        fingerprint = f"sha256:{file_sha256(self.path)}"
+        for name, path in self._split_files().items():
+            fingerprint += f";{name}:sha256:{file_sha256(path)}"
+        return fingerprint
 
     def _format(self) -> str:
         return file_format(self.path, self.format)
 
     def read(self) -> pd.DataFrame:
         frame = self._read_file()
+        rows = self._rows(self.path, frame)
+        if self.split_col:
+            if self.split_col not in frame.columns:
+                raise KttError(f"column {self.split_col!r} not found in {self.path} "
+                               f"(columns: {', '.join(map(str, frame.columns))}); set dataset.split_col")
+            # an empty cell is a bad value (the error names its row), not a row to split at random
+            rows["split"] = frame[self.split_col].map(lambda v: "" if v is None or v != v else v).to_numpy()
+        elif self._split_files():
+            parts = [rows.assign(split=None)]
+            for name, path in self._split_files().items():
+                parts.append(self._rows(path, read_frame(path, self._format())).assign(split=name))
+            rows = pd.concat(parts, ignore_index=True)
+        return rows
+
+    def _rows(self, path, frame: pd.DataFrame) -> pd.DataFrame:
+        """``text`` and ``path`` (list of labels) of one file's rows."""
         missing = [c for c in (self.text_col, self.label_col) if c not in frame.columns]
         if missing:
             which = "text_col" if missing[0] == self.text_col else "label_col"
             raise KttError(
-                f"column {missing[0]!r} not found in {self.path} (columns: {', '.join(map(str, frame.columns))}); "
+                f"column {missing[0]!r} not found in {path} (columns: {', '.join(map(str, frame.columns))}); "
                 f"set dataset.{which}"
             )
         labels = frame[self.label_col].map(self._split_labels)

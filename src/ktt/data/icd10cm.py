@@ -6,6 +6,12 @@ tabular list, a US government work in the public domain), so they are on every
 machine where ktt is installed, offline. One row per billable code below the
 3-character category level (74,505 codes); the label path is chapter > block >
 category, named by their descriptions.
+
+:class:`ICD10CMFullAdapter` (``dataset=icd10cm_full``) is the same tabular list
+to full code depth, a ragged tree: every billable code (74,714, the 3-character
+billable categories included) labelled with all its ancestors, chapter > block
+(> sub-block) > category > subcategory ..., so its leaf classes are the
+19,075 codes directly above a billable code, at depths 2 to 6.
 """
 
 from __future__ import annotations
@@ -48,4 +54,31 @@ class ICD10CMAdapter(Adapter):
             block = next(a for a in ancestors if cm.is_block(a))
             category = next(a for a in ancestors if cm.is_category(a))
             rows.append((cm.get_description(code), [cm.get_description(c) for c in (chapter, block, category)]))
+        return pd.DataFrame(rows, columns=["text", "path"])
+
+
+class ICD10CMFullAdapter(ICD10CMAdapter):
+    """ICD-10-CM to full code depth: each billable code's description, labelled with all its ancestors.
+
+    The paths have 2 to 6 levels (a ragged tree: see :mod:`ktt.hierarchy`); a
+    code that is the leaf of some rows (the parent of a billable code) can be
+    the parent of longer paths too. Labels are the ancestors' descriptions.
+
+    Parameters
+    ----------
+    **kwargs
+        Passed to :class:`~ktt.data.adapter.Adapter` (name, depth, split, proportion, seed).
+    """
+
+    def fingerprint(self) -> str:
+        return f"simple-icd-10-cm=={version('simple-icd-10-cm')};rows=billable-codes;path=all-ancestors"
+
+    @staticmethod
+    def _rows(cm) -> pd.DataFrame:
+        rows = []
+        for code in cm.get_all_codes(True):
+            if not cm.is_leaf(code) or cm.is_chapter_or_block(code):
+                continue
+            ancestors = cm.get_ancestors(code)[::-1]  # chapter first
+            rows.append((cm.get_description(code), [cm.get_description(c) for c in ancestors]))
         return pd.DataFrame(rows, columns=["text", "path"])

@@ -26,8 +26,8 @@ Depth
     An item whose class sits above level ``d`` (path shorter than ``d``) has no label
     at level ``d``: it is dropped with a warning and counted among the base class's
     "missing or empty label" rows; if every item with a class is dropped that way it
-    is an error. ``depth=null`` keeps whole paths and needs every item's class on
-    the same level (an error otherwise, telling which depth would work).
+    is an error. ``depth=null`` keeps whole paths: items' classes may sit on
+    different levels (a ragged tree, see :mod:`ktt.hierarchy`).
 Broken data
     Errors, each naming the offending id: a NULL or duplicate class id; an orphan
     (a ``parent_col`` value that is not a class id of the classes query: a root must
@@ -104,6 +104,9 @@ class SQLAdapter(Adapter):
     name_col : str or None
         Column of ``classes_query`` naming a class; if the query does not return it
         (or it is None) classes are labelled by their ids.
+    split_col : str or None
+        Column of ``items_query`` giving each item's split: ``train``, ``val`` or
+        ``test`` (any case). None (default): items are split at random by ``split``.
     chunksize : int
         Rows fetched at a time (server-side cursors where the driver has them).
     progress : bool
@@ -127,6 +130,7 @@ class SQLAdapter(Adapter):
         "class_id_col": [str],
         "parent_col": [str],
         "name_col": [None, str],
+        "split_col": [None, str],
         "chunksize": [Interval(int, 1, None)],
         "progress": [bool],
     }
@@ -145,6 +149,7 @@ class SQLAdapter(Adapter):
         class_id_col: str = "id",
         parent_col: str = "parent_id",
         name_col: str | None = "name",
+        split_col: str | None = None,
         chunksize: int = 50_000,
         progress: bool = False,
         **kwargs,
@@ -159,6 +164,7 @@ class SQLAdapter(Adapter):
         self.class_id_col = class_id_col
         self.parent_col = parent_col
         self.name_col = name_col
+        self.split_col = split_col
         self.chunksize = chunksize
         self.progress = progress
 
@@ -233,12 +239,12 @@ class SQLAdapter(Adapter):
                 tree = self._read_classes(streaming, digest)
                 digest.update(b"|items|")
                 step = f"run items_query on {self.masked_url}"
-                texts, paths = self._read_items(streaming, tree, digest)
+                texts, paths, splits = self._read_items(streaming, tree, digest)
         except sqlalchemy.exc.SQLAlchemyError as error:
             raise KttError(f"cannot {step}: {mask_error(error, secrets)}") from None
         finally:
             engine.dispose()
-        return _Rows(texts, paths, f"sha256:{digest.hexdigest()}")
+        return _Rows(texts, paths, f"sha256:{digest.hexdigest()}", splits)
 
     def _chunks(self, connection, query_name: str, required: dict[str, str]):
         """The query's rows, ``chunksize`` at a time; the first chunk is checked for the required columns."""
@@ -279,11 +285,14 @@ class SQLAdapter(Adapter):
                  tree.n_roots, int(tree.levels.max()))
         return tree
 
-    def _read_items(self, connection, tree: "_Tree", digest) -> tuple[pd.Series, np.ndarray]:
+    def _read_items(self, connection, tree: "_Tree", digest) -> tuple[pd.Series, np.ndarray, np.ndarray | None]:
+        """Item texts, label paths and (with ``split_col``) given splits, an empty cell as ``""``."""
         from tqdm import tqdm
 
         required = {"id_col": self.id_col, "text_col": self.text_col, "class_col": self.class_col}
-        item_ids, texts, class_index = [], [], []
+        if self.split_col:
+            required["split_col"] = self.split_col
+        item_ids, texts, class_index, splits = [], [], [], []
         start = time.perf_counter()
         with tqdm(desc=f"reading {self.name}", unit=" rows", unit_scale=True,
                   disable=None if self.progress else True) as bar:  # None: only on a terminal
@@ -300,6 +309,10 @@ class SQLAdapter(Adapter):
                     index[has_class] = tree.index.get_indexer(unique_ids)[codes[has_class]]
                     class_hashes[has_class] = _hash_values(unique_ids)[codes[has_class]]
                 digest.update(_combine(id_hashes, _hash_values(text), class_hashes).tobytes())
+                if self.split_col:
+                    split = chunk[self.split_col].map(lambda v: "" if v is None or v != v else str(v))
+                    digest.update(_hash_values(split).tobytes())
+                    splits.append(split)
                 unknown = np.flatnonzero(has_class & (index < 0))
                 if len(unknown):
                     row = unknown[0]
@@ -323,7 +336,8 @@ class SQLAdapter(Adapter):
         class_index = np.concatenate(class_index)
         log.info("Read %d items from %s in %.1f s (%.0f rows/s)", len(texts), self.masked_url, elapsed,
                  len(texts) / max(elapsed, 1e-9))
-        return texts, self._paths(tree, class_index)
+        splits = pd.concat(splits, ignore_index=True).to_numpy(dtype=object) if self.split_col else None
+        return texts, self._paths(tree, class_index), splits
 
     def _paths(self, tree: "_Tree", class_index: np.ndarray) -> np.ndarray:
         """Each item's label path (None without a class or, under the depth rule, above ``depth``)."""
@@ -333,14 +347,7 @@ class SQLAdapter(Adapter):
         if not has_class.any():
             return paths
         used = levels[has_class]
-        if self.depth is None:
-            if used.min() != used.max():
-                counts = np.bincount(used)
-                raise KttError(
-                    f"items' classes sit on levels {used.min()} to {used.max()}; set depth (items whose class "
-                    f"sits above it are dropped: e.g. depth={used.min()} keeps all {len(used)}, "
-                    f"depth={used.max()} keeps {counts[used.max()]})"
-                )
+        if self.depth is None:  # whole paths; items' classes may sit on different levels (a ragged tree)
             return paths
         above = has_class & (levels < self.depth)
         if not (has_class & ~above).any():
@@ -360,14 +367,18 @@ class SQLAdapter(Adapter):
 class _Rows:
     """What one reading of the database gave: item texts, label paths, fingerprint."""
 
-    def __init__(self, texts: pd.Series, paths: np.ndarray, fingerprint: str):
+    def __init__(self, texts: pd.Series, paths: np.ndarray, fingerprint: str, splits: np.ndarray | None = None):
         self.texts = texts
         self.paths = paths
         self.fingerprint = fingerprint
+        self.splits = splits
 
     def frame(self) -> pd.DataFrame:
-        """Items with ``text`` and ``path``, as :meth:`SQLAdapter.read` returns them."""
-        return pd.DataFrame({"text": self.texts, "path": self.paths})
+        """Items with ``text``, ``path`` and (with a split column) ``split``, as :meth:`SQLAdapter.read` returns them."""
+        frame = pd.DataFrame({"text": self.texts, "path": self.paths})
+        if self.splits is not None:
+            frame["split"] = self.splits
+        return frame
 
 
 class _Tree:

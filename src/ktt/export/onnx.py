@@ -198,8 +198,13 @@ def export_model(model, path: str | Path, target_opset: int | None = None) -> Pa
     Raises
     ------
     KttError
-        If the model has no such pipeline, or skl2onnx cannot convert it.
+        If the model has no such pipeline, its label tree is ragged (the graph's
+        labels would be padded leaves), or skl2onnx cannot convert it.
     """
+    hierarchy = getattr(model, "hierarchy", None)
+    if hierarchy is not None and hierarchy.ragged:
+        raise KttError(f"ONNX export is not supported for a ragged label tree (the graph's labels would be "
+                       f"padded leaves of {type(model).__name__}); export it with export=bento")
     pipeline = model.onnx_pipeline()
     softmax = not hasattr(pipeline.steps[-1][1], "predict_proba")
     return pipeline_to_onnx(pipeline, model.classes_, path, softmax=softmax, target_opset=target_opset,

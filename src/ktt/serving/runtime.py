@@ -11,6 +11,8 @@ Two halves, one per BentoML service of a bento (see ``ktt/serving/bento/service.
   level and feeds the monitoring hook.
 
 The response of ``POST /predict`` is ``{"path": [top, ..., leaf], "scores": [s1, ..., sd]}``
+(in a ragged tree, or with ``predict_threshold``, the path has as many classes as
+the prediction reaches, and one score per class)
 for ``{"text": "..."}`` and ``{"predictions": [{"path": ..., "scores": ...}, ...]}``
 for ``{"texts": [...]}``; a bad request gets 400 ``{"error": "<one line>"}``.
 """
@@ -248,9 +250,30 @@ class ModelRuntime:
 
             self.monitor.submit(monitoring_rows(pool_features(features), scores))
         names = self.class_names[paths]
+        if self.model.hierarchy.ragged or getattr(self.model, "stop_thresholds_", None) is not None:
+            return ragged_predictions(self.model, names, paths, path_scores)
         return [{"path": names[i].tolist(), "scores": path_scores[i].tolist()} for i in range(len(names))]
 
     def close(self) -> None:
         """Stop the monitoring thread."""
         if self.monitor is not None:
             self.monitor.close()
+
+
+def ragged_predictions(model, names: np.ndarray, paths: np.ndarray, path_scores: np.ndarray) -> list[dict]:
+    """Predictions whose paths end at their deepest real class (a ragged tree's stops dropped).
+
+    Parameters
+    ----------
+    model : ktt.model_sklearn.SklearnModel
+        A fitted model; its ``stopped(paths, path_scores)`` (``predict_threshold``), if
+        it has one, cuts paths above the leaf where the model is unsure.
+    names, paths, path_scores : ndarray of shape (n, depth)
+        Class names, class indices and per-level scores of the predicted paths.
+    """
+    real = model.hierarchy.real_mask(paths)
+    stopped = model.stopped(paths, path_scores) if hasattr(model, "stopped") else None
+    if stopped is not None:
+        real &= ~stopped
+    return [{"path": names[i][real[i]].tolist(), "scores": path_scores[i][real[i]].tolist()}
+            for i in range(len(names))]

@@ -23,11 +23,21 @@ class KttPythonModel(mlflow.pyfunc.PythonModel):
         self.model = Model.from_checkpoint(Path(context.artifacts["checkpoint"]) / "model.joblib")
 
     def predict(self, context, model_input, params=None):
-        """The predicted leaf class names of raw texts (a list, an array, a Series or a DataFrame)."""
+        """The predicted class names of raw texts (a list, an array, a Series or a DataFrame).
+
+        The leaf, or in a ragged tree or with ``predict_threshold`` the deepest class the prediction reaches.
+        """
         from ktt.preprocess import preprocess
 
         texts = _texts(model_input)
-        return self.model.predict(preprocess(texts)).tolist()
+        if getattr(self.model, "stop_thresholds_", None) is not None:  # the deepest class kept (ktt.stopping)
+            from ktt.serving.runtime import ModelRuntime
+
+            return [prediction["path"][-1] for prediction in ModelRuntime(self.model).classify(preprocess(texts))]
+        leaves = self.model.predict(preprocess(texts)).tolist()
+        hierarchy = getattr(self.model, "hierarchy", None)
+        # in a ragged tree a leaf that stops above the deepest level is named by the class it stops at
+        return hierarchy.display_names(leaves) if hierarchy is not None else leaves
 
 
 def _texts(model_input) -> list[str]:
