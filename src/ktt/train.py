@@ -76,8 +76,8 @@ def train(cfg: DictConfig) -> float:
             model.fit(train_loader, val_loader, hierarchy=hierarchy)
         if predict_threshold is not None:  # stop above the leaf when unsure (ktt.stopping)
             model.fit_stop_thresholds(predict_threshold, val_loader, cfg.threshold_precision)
-            mlflow.log_params({f"stop_threshold_level{k}": float(t)
-                               for k, t in enumerate(model.stop_thresholds_, start=1)})
+            tracking.log_params({f"stop_threshold_level{k}": float(t)
+                                 for k, t in enumerate(model.stop_thresholds_, start=1)})
         plots = cleanup.enter_context(BackgroundPlots()) if cfg.plots else None
         with stage("testing", timings):
             outputs = {prefix: model.test(loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))

@@ -192,6 +192,11 @@ def log_frame(frame, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if Path(artifact_file).parent.name else None)
 
 
+def log_params(params: dict) -> None:
+    """Log parameters the job decided while running (e.g. fitted stop thresholds) to the active run."""
+    mlflow.log_params(params)
+
+
 def log_metrics(metrics: dict[str, float]) -> None:
     """Metrics of the active run."""
     mlflow.log_metrics(metrics)
