@@ -107,7 +107,7 @@ def test_bad_config_fails_before_reading_data(tmp_path, icd_sample, args, messag
     "args, message",
     [
         (["dataset.text_col=title"], "ktt: error: column 'title' not found in "),
-        (["dataset.depth=5"], "ktt: error: depth=5 is deeper than the data: the shortest label path has 3 level(s)"),
+        (["dataset.depth=5"], "ktt: error: depth=5 is deeper than the data: the longest label path has 3 level(s)"),
         (["min_df=100000"], "ktt: error: min_df=100000 is larger than the 2400 training texts; lower min_df"),
     ],
 )
