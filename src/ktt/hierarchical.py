@@ -399,10 +399,14 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                 flat = self.flat_.scores_of_decisions(flat_decisions.copy(), temperature)
                 flat_log = np.log(np.maximum(flat, FLOOR))
             for weight in weights:
-                blended = _normalised(path_log * (1 - weight) + flat_log * weight) if weight else path
-                accuracy = float(np.mean(blended.argmax(axis=1) == truth))
+                blended = path_log * (1 - weight) + flat_log * weight if weight else path
+                accuracy = float(np.mean(blended.argmax(axis=1) == truth)) if self.decoding != "greedy" else 0.0
+                if best is not None and accuracy < best[0][0]:
+                    continue  # cannot win: its log-loss (a softmax over every leaf) is not needed
+                if weight:
+                    blended = _normalised(blended)
                 log_loss = -float(np.mean(np.log(np.maximum(blended[rows, truth], FLOOR))))
-                key = (accuracy if self.decoding != "greedy" else 0.0, -log_loss)
+                key = (accuracy, -log_loss)
                 if best is None or key > best[0]:
                     best = (key, temperature, weight)
         return best[1], best[2]
