@@ -139,13 +139,10 @@ def test_both_models_train_and_predict_paths_of_every_length(ragged_csv, tmp_pat
 
 
 def test_a_served_bento_answers_paths_of_different_lengths(ragged_csv, tmp_path):
-    from test_serving import predict, serve_bento
+    from test_serving import exported_hsgd_run, predict, serve_bento
 
     home = tmp_path / "bentoml"
-    run_cli("model=tfidf_hsgd", "export=bento", f"export.bentoml_home={home}", "dataset=file", "min_df=1",
-            "progress=false", "plots=false", f"dataset.path={ragged_csv}", cwd=tmp_path)
-    (run,) = mlflow_runs(tmp_path)
-    assert run.info.status == "FINISHED"
+    run = exported_hsgd_run(ragged_csv, home, tmp_path, "min_df=1")
     with serve_bento(run.data.tags["ktt.bento_tag"], home, tmp_path) as server:
         answer = predict(server["url"], {"texts": TEXTS})
         assert answer.status_code == 200, answer.text

@@ -135,6 +135,15 @@ def served(bento, tmp_path_factory):
         monitor.stop()
 
 
+def exported_hsgd_run(data_path, home, tmp_path, *overrides):
+    """Train tfidf_hsgd on ``data_path`` with export=bento into ``home``; its run, checked FINISHED."""
+    run_cli("model=tfidf_hsgd", "export=bento", f"export.bentoml_home={home}", "dataset=file", "progress=false",
+            "plots=false", f"dataset.path={data_path}", *overrides, cwd=tmp_path)
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED"
+    return run
+
+
 def predict(url: str, body, **kwargs) -> requests.Response:
     data = body if isinstance(body, (bytes, str)) or hasattr(body, "__next__") else json.dumps(body)
     return requests.post(f"{url}/predict", data=data, headers={"content-type": "application/json"}, timeout=30,
@@ -369,10 +378,7 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
     from ktt.preprocess import preprocess
 
     home = tmp_path / "bentoml"
-    run_cli("model=tfidf_hsgd", "export=bento", f"export.bentoml_home={home}", "dataset=file", "min_df=2",
-            "progress=false", "plots=false", f"dataset.path={icd_sample}", cwd=tmp_path)
-    (run,) = mlflow_runs(tmp_path)
-    assert run.info.status == "FINISHED"
+    run = exported_hsgd_run(icd_sample, home, tmp_path, "min_df=2")
     model = tracking.load_model(run.info.run_id, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     paths, path_scores = model.predict_path(preprocess(TEXTS))
     expected = [[model.hierarchy.classes[i] for i in path] for path in paths]
