@@ -251,13 +251,13 @@ def test_predict_threshold_auto_runs_end_to_end(ragged_csv, tmp_path):
     assert bad.returncode == 2 and "invalid predict_threshold=1.5" in bad.stderr
 
 
-def test_blend_fits_no_flat_classifier_over_too_many_leaves(fitted_ragged, monkeypatch):
+def test_blend_fits_no_flat_classifier_over_too_many_leaves_and_texts(fitted_ragged, monkeypatch):
     from ktt import hierarchical
     from models.tfidf_hsgd import TfidfHSGD
 
     model, train, val, test = fitted_ragged
     assert model.flat_ is not None  # 6 leaves: blend as always
-    monkeypatch.setattr(hierarchical, "MAX_BLEND_LEAVES", 5)
+    monkeypatch.setattr(hierarchical, "MAX_BLEND_WORK", 6 * len(train.texts) - 1)
     capped = TfidfHSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=model.hierarchy)
     assert capped.flat_ is None and capped.blend_weight_ == 0.0
     global_ = TfidfHSGD(learner="svm", min_df=1, n_jobs=1, decoding="global").fit(train, val,

@@ -62,11 +62,12 @@ BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_BLEND_WEIGHT = 0.5
 #: Probabilities are floored here before logarithms, so that no leaf's blended score is -inf.
 FLOOR = 1e-12
-#: ``blend`` with ``blend_weight="auto"`` fits no flat classifier above this many leaves (it decodes as
-#: ``global``): a flat classifier over every leaf costs time and memory in proportion to the leaves
-#: (ICD-10-CM to full code depth, 19k leaves: dense weights of 4.7 GB and ~1 s of liblinear per leaf),
-#: while each node classifier decides among a few children. A set weight still fits it.
-MAX_BLEND_LEAVES = 5_000
+#: ``blend`` with ``blend_weight="auto"`` fits no flat classifier (it decodes as ``global``) when leaf
+#: classes x training texts exceed this: a one-vs-rest classifier over every leaf costs time in proportion
+#: to both (measured, LinearSVC on 2 cores: 1,530 leaves x 16,000 texts, 17 s; 1,704 x 59,604, about 5
+#: minutes, where the validation split then gave the flat part a weight of 0; 19,075 x 59,771, hours and
+#: 4.7 GB of dense weights), while each node classifier decides among a few children. A set weight still fits it.
+MAX_BLEND_WORK = 50_000_000
 
 
 class ParentTask(NamedTuple):
@@ -298,7 +299,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         features = self._fit_features(texts)
         self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
         flat = None
-        if self.decoding == "blend" and self._fits_flat(len(self.classes_)):
+        if self.decoding == "blend" and self._fits_flat(len(self.classes_), len(texts)):
             # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
             flat = (self.features_.word_columns(features), np.asarray(targets, dtype=object).astype(str))
         tasks, classifiers, flat_classifier = self._fit_classifiers(features, codes, flat)
@@ -411,12 +412,12 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                     best = (key, temperature, weight)
         return best[1], best[2]
 
-    def _fits_flat(self, n_leaves: int) -> bool:
-        """Whether ``blend`` fits its flat classifier (not with ``blend_weight="auto"`` above :data:`MAX_BLEND_LEAVES`)."""
-        if self.blend_weight != "auto" or n_leaves <= MAX_BLEND_LEAVES:
+    def _fits_flat(self, n_leaves: int, n_texts: int) -> bool:
+        """Whether ``blend`` fits its flat classifier (not with ``blend_weight="auto"`` above :data:`MAX_BLEND_WORK`)."""
+        if self.blend_weight != "auto" or n_leaves * n_texts <= MAX_BLEND_WORK:
             return True
-        log.info("%d leaf classes (more than %d): no flat classifier; blend decodes as global "
-                 "(set blend_weight to fit one anyway)", n_leaves, MAX_BLEND_LEAVES)
+        log.info("%d leaf classes x %d training texts (more than %d): no flat classifier; blend decodes as "
+                 "global (set blend_weight to fit one anyway)", n_leaves, n_texts, MAX_BLEND_WORK)
         return False
 
     # --------------------------------------------------------------- predicting
