@@ -156,12 +156,7 @@ class TfidfFeatures(BaseEstimator):
         if len(self.vectorizers_) == 1:
             return features
         keep = features.indices < self.n_word_features_
-        indptr = np.zeros(features.shape[0] + 1, dtype=np.int64)
-        counts = np.bincount(np.repeat(np.arange(features.shape[0]), np.diff(features.indptr))[keep],
-                             minlength=features.shape[0])
-        np.cumsum(counts, out=indptr[1:])
-        return canonical_csr(features.data[keep], features.indices[keep], indptr,
-                             (features.shape[0], self.n_word_features_))
+        return kept_entries(features, keep, features.indices[keep], self.n_word_features_)
 
     def __getstate__(self):
         state = super().__getstate__().copy()
@@ -191,6 +186,17 @@ def canonical_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, sha
     matrix.has_sorted_indices = True
     matrix.has_canonical_format = True
     return matrix
+
+
+def kept_entries(matrix: sparse.csr_matrix, keep: np.ndarray, columns: np.ndarray,
+                 n_columns: int) -> sparse.csr_matrix:
+    """The entries of a canonical CSR ``matrix`` where ``keep`` is true, moved to ``columns`` (in the same
+    order within each row) of a matrix with ``n_columns`` columns and the same rows."""
+    rows = matrix.shape[0]
+    row_of = np.repeat(np.arange(rows), np.diff(matrix.indptr))
+    indptr = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of[keep], minlength=rows), out=indptr[1:])
+    return canonical_csr(matrix.data[keep], columns, indptr, (rows, n_columns))
 
 
 def _hstack(matrices: list) -> sparse.csr_matrix:

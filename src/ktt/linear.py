@@ -20,6 +20,8 @@ import numpy as np
 from scipy import sparse
 from scipy.special import expit
 
+from ktt.features import kept_entries
+
 #: Learners a ktt tf-idf model can train, with the scikit-learn estimator behind each.
 LEARNERS = {
     "sgd": "sklearn.linear_model.SGDClassifier (one-vs-rest, parallel over classes)",
@@ -393,10 +395,8 @@ class SplitWeights:
                 if keep.any():
                     product[row] += features.data[span][keep] @ self.dense[mapped[span][keep]]
             return product
-        row_of = np.repeat(np.arange(rows), np.diff(features.indptr))
-        indptr = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row_of[inside], minlength=rows), out=indptr[1:])
-        frequent = sparse.csr_matrix((features.data[inside], mapped[inside], indptr), shape=(rows, len(self.dense)))
+        # dense_index grows with the feature, so each row's mapped columns stay sorted
+        frequent = kept_entries(features, inside, mapped[inside], len(self.dense))
         product = np.asarray(frequent @ self.dense) if len(self.dense) else np.zeros((rows, self.shape[1]))
         rare = features @ self.rest
         product += rare.toarray() if sparse.issparse(rare) else np.asarray(rare)
