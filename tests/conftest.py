@@ -86,15 +86,17 @@ def postgres_url():
 def node_classifiers(model, train) -> tuple[list, list]:
     """``(tasks, classifiers)`` of a fitted hierarchical model's parent nodes, fitted again as scikit-learn objects.
 
-    The same seed and the very training matrix give the same fits, so each node's own
+    The same seed and the very training matrix (with the leaf names, where the model used them) give the same fits, so each node's own
     ``predict_proba`` / ``decision_function`` can be asked (the model keeps only the weights).
     """
     from sklearn.base import clone
 
     from ktt.hierarchical import leaf_codes, parent_tasks
+    from ktt.label_names import with_label_names
 
-    features = clone(model.features_).fit_transform(train.texts)
-    tasks = parent_tasks(model.hierarchy, leaf_codes(model.hierarchy, train.targets))
+    texts, targets, _ = with_label_names(model.label_names_, model.hierarchy, *train)  # the rows it was fitted on
+    features = clone(model.features_).fit_transform(texts)
+    tasks = parent_tasks(model.hierarchy, leaf_codes(model.hierarchy, targets))
     classifiers = [model._new_classifier(n_jobs=1).fit(features[task.rows], task.labels) if len(task.seen) >= 2
                    else None for task in tasks]
     return tasks, classifiers

@@ -29,6 +29,9 @@ def test_train_run_is_finished_with_params_metrics_and_artifacts(hinge_run):
     assert run.data.params["model.loss"] == "hinge"
     assert run.data.params["dataset.name"] == "icd_sample"
     assert int(run.data.params["data.train_size"]) == 2400
+    # what fitting decided for the "auto" settings: ICD names share the texts' words
+    assert run.data.params["label_names"] == "auto" and run.data.params["fitted_label_names"] == "True"
+    assert run.data.params["fitted_min_df"] == "2" and run.data.params["fitted_char_ngrams"] == "None"
     metrics = run.data.metrics
     for name in ["leaf_accuracy", "leaf_precision_weighted", "leaf_macro_f1", "leaf_auprc_micro", "level1_accuracy",
                  "level2_accuracy", "level3_accuracy", "hierarchical_precision", "hierarchical_recall",

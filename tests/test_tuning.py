@@ -169,7 +169,8 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
     (folder,) = list((cwd / "multirun").glob("*/*"))
     results = OmegaConf.to_container(OmegaConf.load(folder / "optimization_results.yaml"))
     best = results["best_params"]
-    assert set(best) == {"learner", "loss", "alpha", "C", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams"}
+    assert set(best) == {"learner", "loss", "alpha", "C", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams",
+                         "label_names"}
     assert {k: parent.data.params[f"best.{k}"] for k in best} == {k: str(v) for k, v in best.items()}
     assert f"best of Optuna study 'tfidf_lsgd-icd_sample' (trial {results['best_trial']}" in result.stdout
     experiment = folder / "experiment" / "best_tfidf_lsgd-icd_sample.yaml"
@@ -203,7 +204,7 @@ def test_a_search_never_runs_a_configuration_twice(icd_sample, empty_store, tmp_
     """Two configurations in the space, four trials: two jobs run, the repeats get the earlier values."""
     cwd = workdir(tmp_path, empty_store)
     fixed = ["learner=sgd", "C=1.0", "loss=hinge", "alpha=1e-4", "word_ngrams=1", "sublinear_tf=false",
-             "char_ngrams=null"]
+             "char_ngrams=null", "label_names=false"]
     result = run_cli(*SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random", *data(icd_sample),
                      *SMALL, *fixed, cwd=cwd)
     ((parent, children),) = sweeps(cwd)

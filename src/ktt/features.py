@@ -48,6 +48,12 @@ def resolve_char_ngrams(char_ngrams, texts: Sequence[str]) -> tuple[int, int] | 
     return tuple(int(n) for n in char_ngrams) if char_ngrams else None
 
 
+def check_min_df(min_df: int | float, n_texts: int) -> None:
+    """Raise a one-line :class:`KttError` when an integer ``min_df`` exceeds the number of training texts."""
+    if isinstance(min_df, int) and min_df > n_texts:
+        raise KttError(f"min_df={min_df} is larger than the {n_texts} training texts; lower min_df")
+
+
 class TfidfFeatures(BaseEstimator):
     """Word (and character) tf-idf features of preprocessed texts.
 
@@ -106,8 +112,7 @@ class TfidfFeatures(BaseEstimator):
             higher than any term's document count).
         """
         texts = list(texts)
-        if isinstance(self.min_df, int) and self.min_df > len(texts):
-            raise KttError(f"min_df={self.min_df} is larger than the {len(texts)} training texts; lower min_df")
+        check_min_df(self.min_df, len(texts))
         char_ngrams = resolve_char_ngrams(self.char_ngrams, texts)
         blocks, matrices = self._vectorizers(char_ngrams), []
         for vectorizer in blocks:

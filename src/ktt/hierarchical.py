@@ -262,11 +262,11 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
                  class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
-                 temperature: float | str = "auto"):
+                 temperature: float | str = "auto", label_names: bool | str = "auto"):
         super().__init__(learner=learner, loss=loss, alpha=alpha, C=C, max_iter=max_iter, min_df=min_df,
                          word_ngrams=word_ngrams, char_ngrams=char_ngrams, sublinear_tf=sublinear_tf,
                          class_weight=class_weight, random_state=random_state, n_jobs=n_jobs,
-                         temperature=temperature)
+                         temperature=temperature, label_names=label_names)
         self.decoding = decoding
         self.blend_weight = blend_weight
         self.progress = progress
@@ -293,15 +293,14 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         self.validate_params()
         if hierarchy is None:
             raise KttError(f"{type(self).__name__} needs the label hierarchy: fit(train, val, hierarchy=...)")
-        texts, targets = train
-        self._keep_hierarchy(targets, hierarchy)
+        texts, targets = self._training_rows(train, hierarchy)
         codes = leaf_codes(hierarchy, targets)
         features = self._fit_features(texts)
         self.classes_ = np.asarray(hierarchy.leaf_classes, dtype=object)
         flat = None
         if self.decoding == "blend" and self._fits_flat(len(self.classes_), len(texts)):
             # on leaf names, as tfidf_lsgd is: the same class order, so the same per-class SGD seeds
-            flat = (self.features_.word_columns(features), np.asarray(targets, dtype=object).astype(str))
+            flat = (self.features_.word_columns(features), targets.astype(str))
         tasks, classifiers, flat_classifier = self._fit_classifiers(features, codes, flat)
         self.nodes_ = ParentNodes(self.hierarchy_, tasks, classifiers, tie_break=self._loss() == "modified_huber")
         self.flat_ = self._flat_scores(flat_classifier) if flat is not None else None
@@ -411,6 +410,10 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                 if best is None or key > best[0]:
                     best = (key, temperature, weight)
         return best[1], best[2]
+
+    def fitted_settings(self) -> dict:
+        """The flat model's, and ``blend_weight`` (None where no flat classifier was fitted)."""
+        return super().fitted_settings() | {"blend_weight": float(self.blend_weight_) if self.flat_ is not None else None}
 
     def _fits_flat(self, n_leaves: int, n_texts: int) -> bool:
         """Whether ``blend`` fits its flat classifier (not with ``blend_weight="auto"`` above :data:`MAX_BLEND_WORK`)."""

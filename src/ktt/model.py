@@ -116,6 +116,11 @@ class Model(ABC):
         hyperparameter, so that ``clone`` and ``get_params`` never carry data.
         """
 
+    def fitted_settings(self) -> dict:
+        """The settings ``fit`` decided (an ``auto`` parameter's value, a weight chosen on the validation
+        split), by parameter name; logged as the run's ``fitted_<name>`` params. None by default."""
+        return {}
+
     @abstractmethod
     def test(self, loader, return_encodings: bool = False) -> dict:
         """Score a loader; returns ``targets``, ``targets_b``, ``predictions``, ``scores``

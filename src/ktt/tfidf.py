@@ -14,6 +14,7 @@ transform (:class:`ktt.features.TfidfFeatures`) and the stacked weights of
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from typing import Sequence
 
@@ -22,13 +23,16 @@ from joblib import effective_n_jobs
 from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
-from ktt.features import TfidfFeatures
+from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
+from ktt.label_names import with_label_names
 from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
                         class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
+
+log = logging.getLogger(__name__)
 
 #: ``min_df="auto"``: a word must occur in this many training texts per ``AUTO_MIN_DF_ROWS`` (at least 1).
 AUTO_MIN_DF_ROWS = 100_000
@@ -96,6 +100,8 @@ class TfidfLinearModel(SklearnModel):
         Leaf classes, in score-column order.
     temperature_ : float
         The softmax temperature in use (1 for learners with probabilities).
+    label_names_ : bool
+        Whether the leaf names were added to the training texts.
     """
 
     _parameter_constraints = {
@@ -112,6 +118,7 @@ class TfidfLinearModel(SklearnModel):
         "random_state": [None, Interval(int, 0, None)],
         "n_jobs": [None, int],
         "temperature": [Options(("auto",)), Interval(float, 0, None, closed="neither")],
+        "label_names": [bool, Options(("auto",))],
     }
     temperature_ = 1.0  # checkpoints written before it existed
 
@@ -119,7 +126,7 @@ class TfidfLinearModel(SklearnModel):
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
                  class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
-                 temperature: float | str = "auto"):
+                 temperature: float | str = "auto", label_names: bool | str = "auto"):
         self.learner = learner
         self.loss = loss
         self.alpha = alpha
@@ -133,6 +140,11 @@ class TfidfLinearModel(SklearnModel):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.temperature = temperature
+        self.label_names = label_names
+
+    def __setstate__(self, state):
+        # checkpoints written before label names: trained without them
+        super().__setstate__({"label_names": False, "label_names_": False} | state)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Loader, val: Loader | None = None, hierarchy: Hierarchy | None = None):
@@ -152,15 +164,32 @@ class TfidfLinearModel(SklearnModel):
         self
         """
         self.validate_params()
-        texts, targets = train
-        self._keep_hierarchy(targets, hierarchy)
+        texts, targets = self._training_rows(train, hierarchy)
         features = self._fit_features(texts)
-        jobs = self._flat_jobs(features, np.asarray(targets, dtype=object))
+        jobs = self._flat_jobs(features, targets)
         classifier = join_class_groups([part for _, part in Parallel(n_jobs=len(jobs), prefer="threads")(jobs)])
         self.classes_ = np.asarray(classifier.classes_, dtype=object)
         self.scorer_ = self._scores_of([classifier])
         self.temperature_ = self.scorer_.temperature = self._fit_temperature(val)
         return self
+
+    def _training_rows(self, train: Loader, hierarchy: Hierarchy | None) -> tuple[list[str], np.ndarray]:
+        """Check ``train``, keep the hierarchy and add the leaf names (``label_names``) to the rows."""
+        self._keep_hierarchy(train.targets, hierarchy)
+        if self.min_df != "auto":
+            check_min_df(self.min_df, len(train.texts))  # the user's texts, not counting the names
+        texts, targets, self.label_names_ = with_label_names(self.label_names, self.hierarchy_, *train)
+        if self.label_names_:
+            log.info("training on %d leaf names as texts too (label_names=%s)", len(texts) - len(train.texts),
+                     self.label_names)
+        return texts, targets
+
+    def fitted_settings(self) -> dict:
+        """``min_df``, ``char_ngrams``, ``label_names`` and ``temperature`` as fitting resolved them."""
+        self._check_fitted()
+        features = self.features_
+        return {"min_df": features.min_df, "char_ngrams": list(features.char_ngrams_) if features.char_ngrams_ else None,
+                "label_names": bool(self.label_names_), "temperature": float(self.temperature_)}
 
     def _fit_temperature(self, val: Loader | None) -> float:
         if self.temperature != "auto":

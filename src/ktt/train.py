@@ -74,6 +74,7 @@ def train(cfg: DictConfig) -> float:
 
         with stage(f"fitting {cfg.tracking.run_name}", timings, progress=cfg.progress):
             model.fit(train_loader, val_loader, hierarchy=hierarchy)
+        tracking.log_params({f"fitted_{name}": value for name, value in model.fitted_settings().items()})
         if predict_threshold is not None:  # stop above the leaf when unsure (ktt.stopping)
             model.fit_stop_thresholds(predict_threshold, val_loader, cfg.threshold_precision)
             tracking.log_params({f"stop_threshold_level{k}": float(t)
