@@ -387,19 +387,16 @@ class SplitWeights:
         rows = features.shape[0]
         mapped = self.dense_index[features.indices]
         inside = mapped >= 0
-        if rows <= FEW_ROWS:
-            product = _gather_product(features, self.rest)
-            for row in range(rows):
-                span = slice(features.indptr[row], features.indptr[row + 1])
-                keep = inside[span]
-                if keep.any():
-                    product[row] += features.data[span][keep] @ self.dense[mapped[span][keep]]
-            return product
-        # dense_index grows with the feature, so each row's mapped columns stay sorted
+        # dense_index grows with the feature, so each row's mapped columns stay sorted. scipy's product of
+        # these few entries with the dense block adds weight rows in place; gathering the rows into a new
+        # array first (fancy indexing) copied them and cost twice as much for one text.
         frequent = kept_entries(features, inside, mapped[inside], len(self.dense))
         product = np.asarray(frequent @ self.dense) if len(self.dense) else np.zeros((rows, self.shape[1]))
-        rare = features @ self.rest
-        product += rare.toarray() if sparse.issparse(rare) else np.asarray(rare)
+        if rows <= FEW_ROWS:
+            product += _gather_product(features, self.rest)
+        else:
+            rare = features @ self.rest
+            product += rare.toarray() if sparse.issparse(rare) else np.asarray(rare)
         return product
 
 
