@@ -9,6 +9,9 @@ as JSON, rotating through them, each thread from its own offset) and stopped:
     same JSON shape (same API workers and timeout as the bento): the baseline;
 ``bento``
     ``bentoml serve <tag>``, the exported bento (monitoring off unless ``--monitoring``);
+``bento_inline``
+    the same bento served with ``KTT_ADAPTIVE_BATCHING=0``: the model inside the HTTP
+    service, no model service;
 ``starlette_model``
     Starlette + uvicorn (one process, no batching) serving the bento's checkpoint
     through :class:`ktt.serving.ModelRuntime`;
@@ -58,7 +61,7 @@ from ktt.testing import free_port, stop_process
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = Path(os.environ.get("KTT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "icd10cm" / "icd10cm.parquet"
-TARGETS = ("bento_constant", "bento", "starlette_model", "mlflow", "starlette_echo")
+TARGETS = ("bento_constant", "bento", "bento_inline", "starlette_model", "mlflow", "starlette_echo")
 BASELINE = "bento_constant"
 RESULT_MARK = "KTT_RESULT "
 
@@ -408,6 +411,9 @@ def targets(args, bento, run_id: str | None, ports: dict, workdir: Path, texts: 
                                  "/predict", "/readyz", "predict", bento_env, constant_dir),
         "bento": Target("bento", [python, "-m", "bentoml", "serve", str(bento.tag), *serve_port, str(ports["bento"])],
                         "/predict", "/readyz", "predict", bento_env),
+        "bento_inline": Target("bento_inline", [python, "-m", "bentoml", "serve", str(bento.tag), *serve_port,
+                                                str(ports["bento_inline"])],
+                               "/predict", "/readyz", "predict", bento_env | {"KTT_ADAPTIVE_BATCHING": "0"}),
         "starlette_model": Target("starlette_model", [python, me, "--serve", "model", "--folder", str(folder),
                                                       "--port", str(ports["starlette_model"])],
                                   "/predict", "/readyz", "predict"),

@@ -389,3 +389,12 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
         assert [p["path"] for p in predictions] == expected
         np.testing.assert_allclose([p["scores"] for p in predictions], path_scores, rtol=1e-6)
         assert predict(server["url"], {"text": ""}).status_code == 400
+    # the same bento with the model inside the HTTP service: the same answers, inline and in a worker thread
+    with serve_bento(run.data.tags["ktt.bento_tag"], home, tmp_path, KTT_ADAPTIVE_BATCHING="0") as server:
+        many = predict(server["url"], {"texts": TEXTS * 10}).json()["predictions"]  # > INLINE_CLASSIFY_TEXTS
+        assert [p["path"] for p in many] == expected * 10
+        single = predict(server["url"], {"text": TEXTS[0]}).json()
+        assert single["path"] == expected[0]
+        np.testing.assert_allclose(single["scores"], path_scores[0], rtol=1e-6)
+        assert predict(server["url"], {"text": ""}).status_code == 400
+        assert "classifier" not in server["log"].read_text().lower()  # no model service was started

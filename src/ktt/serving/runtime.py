@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Above this many characters in a request, preprocessing runs in a worker thread instead of the event loop.
 INLINE_PREPROCESS_CHARS = 16_384
+#: A service without a model service classifies up to this many texts in the event loop, more in a worker thread.
+INLINE_CLASSIFY_TEXTS = 16
 #: Attempts of a call to the model service that fails on its connection (see RequestHandler).
 CLASSIFY_ATTEMPTS = 3
 
@@ -253,6 +255,14 @@ class ModelRuntime:
         if self.model.hierarchy.ragged or getattr(self.model, "stop_thresholds_", None) is not None:
             return ragged_predictions(self.model, names, paths, path_scores)
         return [{"path": names[i].tolist(), "scores": path_scores[i].tolist()} for i in range(len(names))]
+
+    async def classify_async(self, texts: list[str]) -> list[dict]:
+        """:meth:`classify` inside an HTTP service (no model service): off the event loop for large batches."""
+        if len(texts) <= INLINE_CLASSIFY_TEXTS:
+            return self.classify(texts)
+        import anyio
+
+        return await anyio.to_thread.run_sync(self.classify, texts)
 
     def close(self) -> None:
         """Stop the monitoring thread."""

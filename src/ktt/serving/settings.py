@@ -49,6 +49,9 @@ class Option:
 
 #: Every tunable setting of a service (also a key of the ``export`` config, ``conf/export/bento.yaml``).
 OPTIONS = {
+    "adaptive_batching": Option(True, [bool], "A model service of its own behind BentoML's adaptive batching "
+                                              "(true), or the model inside the HTTP service (false: no "
+                                              "inter-process call per request).", "KTT_ADAPTIVE_BATCHING"),
     "max_batch_size": Option(64, [Interval(int, 2, None)],
                              "Largest adaptive batch of the model service (BentoML's minimum is 2).",
                              "KTT_MAX_BATCH_SIZE"),
