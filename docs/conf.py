@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Document this checkout's code (src/ holds ktt, models and hydra_plugins), whatever is installed.
+# Document this checkout's code (src/ holds ktt, ktt_models and hydra_plugins), whatever is installed.
 sys.path.insert(0, str(ROOT / "src"))
 
 project = "ktt"

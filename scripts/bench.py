@@ -128,7 +128,7 @@ SCALE_FIT = r"""
 import json, sys, time, numpy as np, pandas as pd
 from ktt.data.loaders import Loader
 from ktt.preprocess import preprocess
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 frame = pd.read_parquet(sys.argv[1])
 texts = preprocess(frame["text"].tolist())
 targets = np.asarray([p[-1] for p in frame["category"]], dtype=object)

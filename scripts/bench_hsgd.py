@@ -35,8 +35,8 @@ from ktt.hierarchy import Hierarchy
 from ktt.metrics import get_metrics, hierarchical_prf, level_accuracies, path_consistency
 from ktt.data.loaders import Loader
 from ktt.preprocess import preprocess
-from models.tfidf_hsgd import TfidfHSGD
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_hsgd import TfidfHSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 MODELS = ("lsgd", "hsgd", "hiclass")
 

@@ -36,7 +36,7 @@ MEMORY_PROBE = r"""
 import sys, joblib
 import numpy as np
 import sklearn.linear_model, sklearn.feature_extraction.text, scipy.sparse
-import ktt.tfidf, ktt.hierarchical, models.tfidf_lsgd, models.tfidf_hsgd
+import ktt.tfidf, ktt.hierarchical, ktt_models.tfidf_lsgd, ktt_models.tfidf_hsgd
 def status(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
 base = status("VmRSS:")
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from ktt.hierarchy import Hierarchy
     from ktt.data.loaders import Loader
     from ktt.preprocess import preprocess
-    from models.tfidf_hsgd import TfidfHSGD
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     frame = pd.read_parquet(args.data)
     paths = [tuple(p) for p in frame["category"]]

@@ -61,7 +61,7 @@ def build_rows(window: int, reference_rows: int):
     from ktt.pooling import pool_features
     from ktt.preprocess import preprocess
     from ktt.serving.monitoring import monitoring_rows
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     frame = ICD10CMAdapter(name="icd10cm").read()
     chapters = frame["path"].map(lambda path: path[0])

@@ -31,7 +31,7 @@ PRELOAD = ("hydra", "hydra.core.hydra_config", "hydra._internal.utils", "omegaco
            "ktt.cli", "ktt.console", "ktt.errors", "ktt.secrets", "ktt.tracking", "ktt.train", "ktt.tracking.pyfunc", "ktt.plots",
            "ktt.sweep.callback", "ktt.export.run", "ktt.export.onnx", "ktt.export.bento", "ktt.data.flat_file",
            "ktt.data.sql", "ktt.data.icd10cm", "ktt.preprocess", "ktt.metrics", "ktt.model_sklearn",
-           "models.tfidf_lsgd.tfidf_lsgd", "models.tfidf_hsgd.tfidf_hsgd",
+           "ktt_models.tfidf_lsgd.tfidf_lsgd", "ktt_models.tfidf_hsgd.tfidf_hsgd",
            "mlflow", "mlflow.pyfunc", "mlflow.artifacts", "mlflow.store.tracking.sqlalchemy_store",
            "mlflow.store.model_registry.sqlalchemy_store", "mlflow.store.artifact.local_artifact_repo",
            "alembic.command", "alembic.migration", "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.sqlite",

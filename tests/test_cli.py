@@ -1,5 +1,6 @@
 """The real CLI, as a user runs it, with MLflow's default store in a temp directory."""
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,26 @@ def test_logged_model_loads_from_the_run_and_predicts(hinge_run):
     frame = pd.read_parquet(reference)
     assert frame.columns[0] == "targets" and frame.columns[1] == "F0"
     assert sum(c.startswith("C") for c in frame.columns) == len(model.classes_)
+
+
+def test_logged_model_carries_its_code_as_ktt_and_ktt_models(hinge_run, tmp_path):
+    cwd, _ = hinge_run
+    (run,) = mlflow_runs(cwd)
+    script = f"""
+import json, mlflow.pyfunc
+mlflow.set_tracking_uri({f"sqlite:///{cwd / 'mlflow.db'}"!r})
+model = mlflow.pyfunc.load_model("runs:/{run.info.run_id}/model")
+import ktt, ktt_models
+print(json.dumps([ktt.__file__, ktt_models.__file__, model.predict(["Cholera due to Vibrio cholerae"])]))
+"""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "MLFLOW"))}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ktt_file, models_file, prediction = json.loads(result.stdout.strip().splitlines()[-1])
+    code = os.path.dirname(os.path.dirname(ktt_file))  # the model's own code folder, first on the path
+    assert code.endswith("code") and models_file == os.path.join(code, "ktt_models", "__init__.py")
+    assert len(prediction) == 1
 
 
 def test_same_config_same_metrics_and_cached_data(hinge_run, icd_sample):

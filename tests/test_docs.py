@@ -29,7 +29,7 @@ from conftest import ROOT, mlflow_client, mlflow_runs
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "adding-a-model.md"
 VENV_BIN = Path(sys.executable).parent
-MODEL_TARGET = "models.testmodel.TestModel"
+MODEL_TARGET = "ktt_models.testmodel.TestModel"
 #: ``{code-block} lang``, its ``:option: value`` lines, an optional blank line, the body, the closing fence.
 BLOCK = re.compile(r"^```\{code-block\}[ \t]*(?P<lang>\S*)[ \t]*\n(?P<options>(?::[\w-]+:[^\n]*\n)*)\n?(?P<body>.*?)^```[ \t]*$",
                    re.MULTILINE | re.DOTALL)
@@ -38,7 +38,7 @@ CONTINUED = " (continued)"
 API_MODULES = ("ktt.model", "ktt.model_sklearn", "ktt.hierarchy", "ktt.metrics", "ktt.preprocess", "ktt.tracking",
                "ktt.files", "ktt.pooling",
                "ktt.predict", "ktt.features", "ktt.linear", "ktt.tfidf", "ktt.hierarchical",
-               "models.tfidf_lsgd", "models.tfidf_hsgd")
+               "ktt_models.tfidf_lsgd", "ktt_models.tfidf_hsgd")
 API_PACKAGES = ("ktt.data", "ktt.export", "ktt.serving", "ktt.monitoring", "ktt.tracking")
 
 
@@ -110,7 +110,7 @@ def test_the_api_reference_has_a_page_per_public_module():
 
 # ------------------------------------------------------------------ the guide, end to end
 def copy_checkout(destination: Path) -> Path:
-    """``src/``, ``conf/`` and ``models/`` of this checkout, symlinks (src/ktt/conf, src/models) kept."""
+    """``src/``, ``conf/`` and ``models/`` of this checkout, symlinks (src/ktt/conf, src/ktt_models) kept."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
     for name in ("src", "conf", "models"):
         shutil.copytree(ROOT / name, destination / name, symlinks=True, ignore=ignore)
@@ -232,12 +232,12 @@ def test_the_guide_bento_answers_in_a_clean_process(guide_project, tmp_path):
 import json, bentoml
 from starlette.testclient import TestClient
 service = bentoml.load({tag!r})
-import ktt, models
+import ktt, ktt_models
 with TestClient(service.to_asgi()) as client:
     one = client.post("/predict", json={{"text": "Cholera due to Vibrio cholerae"}})
     many = client.post("/predict", json={{"texts": ["Typhoid fever", "Anemia in pregnancy"]}})
     bad = client.post("/predict", json={{"text": ""}})
-print(json.dumps({{"ktt": ktt.__file__, "models": models.__file__, "one": [one.status_code, one.json()],
+print(json.dumps({{"ktt": ktt.__file__, "models": ktt_models.__file__, "one": [one.status_code, one.json()],
                   "many": [many.status_code, many.json()], "bad": bad.status_code}}))
 """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BENTOML", "PYTHON", "MLFLOW"))}
@@ -264,7 +264,7 @@ def test_the_guide_bento_carries_its_monitoring_files(guide_project):
     name, version = run.data.tags["ktt.bento_tag"].split(":")
     source = project / "bentoml" / "bentos" / name / version / "src"
     settings = json.loads((source / "ktt_service.json").read_text())
-    assert settings["monitoring"] and settings["info"]["model"] == "models.testmodel.TestModel"
+    assert settings["monitoring"] and settings["info"]["model"] == MODEL_TARGET
     assert settings["checkpoint_sha256"] == run.data.tags["ktt.checkpoint_sha256"]
     dashboard = json.loads((source / "monitoring" / "dashboard.json").read_text())
     assert "testmodel" in dashboard["title"]

@@ -70,7 +70,7 @@ def test_tokenizer_parity_on_non_ascii_text():
     from ktt.export.onnx import check_parity, export_model
     from ktt.hierarchy import Hierarchy
     from ktt.preprocess import preprocess
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     raw = ["Ménière's disease, café naïve", "Sjögren syndrome Σίσυφος οδός", "straße œdème x² ½ 東京 病気",
            "Sézary disease, unspecified site", "ÉPILEPSIE Über İstanbul", "plain ascii words here",
@@ -101,8 +101,8 @@ def test_models_that_skl2onnx_cannot_convert_are_refused_in_one_line(tmp_path, m
     from ktt.errors import KttError
     from ktt.export.onnx import export_model
     from ktt.hierarchy import Hierarchy
-    from models.tfidf_hsgd import TfidfHSGD
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     paths = [("A", "A1"), ("A", "A2"), ("B", "B1")] * 3
     hierarchy, _ = Hierarchy.from_paths(paths)

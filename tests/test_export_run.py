@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import mlflow_client, mlflow_runs, run_cli
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 
 def run_export(*args: str, cwd: Path, check: bool = True):
@@ -60,7 +60,7 @@ def test_export_the_latest_run_of_a_model_and_dataset_as_a_bento(past_run, icd_s
     source = bento / "src"
     for relative in ("service.py", "ktt_service.json", "requirements.txt", "model/model.joblib",
                      "model/model.joblib.sha256", "model/hierarchy.json", "ktt/serving/runtime.py",
-                     "ktt/preprocess.py", "models/tfidf_lsgd/tfidf_lsgd.py", "monitoring/evidently.yaml",
+                     "ktt/preprocess.py", "ktt_models/tfidf_lsgd/tfidf_lsgd.py", "monitoring/evidently.yaml",
                      "monitoring/dashboard.json", "monitoring/reference_set.parquet"):
         assert (source / relative).is_file(), relative
     settings = json.loads((source / "ktt_service.json").read_text())
@@ -143,7 +143,7 @@ def test_a_model_folder_overrides_a_shared_service_file(tmp_path, monkeypatch):
 
     package = tmp_path / "code" / "overriding"
     (package / "bentoml").mkdir(parents=True)
-    (package / "__init__.py").write_text("from models.tfidf_lsgd import TfidfLSGD\n\n\n"
+    (package / "__init__.py").write_text("from ktt_models.tfidf_lsgd import TfidfLSGD\n\n\n"
                                          "class Overriding(TfidfLSGD):\n    pass\n")
     (package / "bentoml" / "requirements.txt").write_text("numpy>=1\n")
     monkeypatch.syspath_prepend(str(tmp_path / "code"))

@@ -11,8 +11,8 @@ from ktt.hierarchy import Hierarchy
 from ktt.linear import softmax
 from ktt.metrics import get_metrics, path_consistency
 from ktt.model import Model
-from models.tfidf_hsgd import TfidfHSGD
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_hsgd import TfidfHSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 LOSSES = ["hinge", "log_loss", "log", "modified_huber", "squared_hinge", "perceptron"]
 
@@ -413,7 +413,7 @@ def test_cli_run_with_hinge_is_finished_and_path_consistent(icd_sample, tmp_path
     (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.data.params["loss"] == "hinge" and run.data.params["model.loss"] == "hinge"
-    assert run.data.params["model._target_"] == "models.tfidf_hsgd.TfidfHSGD"
+    assert run.data.params["model._target_"] == "ktt_models.tfidf_hsgd.TfidfHSGD"
     metrics = run.data.metrics
     assert metrics["test_path_consistency"] == 1.0 and metrics["val_path_consistency"] == 1.0
     assert metrics["test_leaf_accuracy"] > 0.5

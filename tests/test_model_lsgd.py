@@ -7,7 +7,7 @@ from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.model import Model
 from ktt.pooling import pool_features
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 PATHS = {
     "chip": ("Food", "Snacks", "Chips"),

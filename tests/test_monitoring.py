@@ -122,7 +122,7 @@ def icd_monitoring_data(icd_sample: Path) -> SimpleNamespace:
     from ktt.pooling import pool_features
     from ktt.preprocess import preprocess
     from ktt.serving.monitoring import monitoring_rows
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     frame = pd.read_csv(icd_sample)
     texts = preprocess(frame["text"].tolist())

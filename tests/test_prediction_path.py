@@ -16,8 +16,8 @@ from conftest import node_classifiers
 from ktt.features import TfidfFeatures
 from ktt.linear import softmax
 from ktt.data.loaders import get_loaders
-from models.tfidf_hsgd import TfidfHSGD
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_hsgd import TfidfHSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 LOSSES = ["hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron"]
 
@@ -125,7 +125,7 @@ def test_an_old_checkpoint_loads_and_predicts_as_it_did(splits, tmp_path, model_
     if model_class is TfidfLSGD:
         state["pipeline_"] = model.onnx_pipeline()
     else:
-        from models.tfidf_hsgd.legacy import ParentNode
+        from ktt_models.tfidf_hsgd.legacy import ParentNode
 
         tasks, classifiers = node_classifiers(model, train)
         state.update(vectorizer_=vectorizer, progress=False,

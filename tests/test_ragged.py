@@ -194,7 +194,7 @@ def test_auto_thresholds_are_the_lowest_reaching_the_precision():
 def fitted_ragged():
     from ktt.data.flat_file import FlatFileAdapter
     from ktt.data.loaders import get_loaders
-    from models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
 
     import tempfile
 
@@ -253,7 +253,7 @@ def test_predict_threshold_auto_runs_end_to_end(ragged_csv, tmp_path):
 
 def test_blend_fits_no_flat_classifier_over_too_many_leaves_and_texts(fitted_ragged, monkeypatch):
     from ktt import hierarchical
-    from models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
 
     model, train, val, test = fitted_ragged
     assert model.flat_ is not None  # 6 leaves: blend as always

@@ -266,11 +266,11 @@ def test_the_bento_imports_and_answers_in_a_clean_process(bento, tmp_path):
 import json, bentoml
 from starlette.testclient import TestClient
 service = bentoml.load({bento['tag']!r})
-import ktt, models
+import ktt, ktt_models
 with TestClient(service.to_asgi()) as client:
     response = client.post("/predict", json={{"text": {TEXTS[0]!r}}})
     bad = client.post("/predict", json={{"text": ""}})
-print(json.dumps({{"ktt": ktt.__file__, "models": models.__file__, "status": response.status_code,
+print(json.dumps({{"ktt": ktt.__file__, "models": ktt_models.__file__, "status": response.status_code,
                   "body": response.json(), "bad": bad.status_code}}))
 """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BENTOML", "PYTHON", "MLFLOW"))}

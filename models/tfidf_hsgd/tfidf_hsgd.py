@@ -9,7 +9,7 @@ top down as in the original KTT (``decoding="greedy"``, ``model=tfidf_hsgd_ktt``
 from __future__ import annotations
 
 from ktt.hierarchical import HierarchicalTfidfModel
-from models.tfidf_hsgd.legacy import ParentNode, convert_state
+from ktt_models.tfidf_hsgd.legacy import ParentNode, convert_state
 
 __all__ = ["ParentNode", "TfidfHSGD"]
 

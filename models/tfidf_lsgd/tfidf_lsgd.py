@@ -7,7 +7,7 @@ upper levels of a prediction are the ancestors of the predicted leaf.
 from __future__ import annotations
 
 from ktt.tfidf import TfidfLinearModel
-from models.tfidf_lsgd.legacy import convert_state
+from ktt_models.tfidf_lsgd.legacy import convert_state
 
 
 class TfidfLSGD(TfidfLinearModel):

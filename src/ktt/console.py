@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 VERBOSE_ENV = "KTT_VERBOSE"
 VERBOSE_FLAGS = ("--verbose", "-v")
 #: Loggers whose records below ERROR reach the console in quiet mode (with their children).
-CONSOLE_LOGGERS = ("ktt", "models", "hydra", "hydra_plugins", "__main__")
+CONSOLE_LOGGERS = ("ktt", "ktt_models", "hydra", "hydra_plugins", "__main__")
 #: Environment of a quiet process (and its children): MLflow logs through the root logger, without bars.
 QUIET_ENV = {"MLFLOW_CONFIGURE_LOGGING": "false", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 _TRUE = ("1", "true", "yes", "on")

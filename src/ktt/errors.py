@@ -385,11 +385,12 @@ def _os_error(error: OSError) -> str | None:
 
 
 def _tracking_uri() -> str | None:
+    """The tracking store in use, if ktt's tracking is loaded (an error message never imports MLflow)."""
     import sys
 
-    mlflow = sys.modules.get("mlflow")
+    store = sys.modules.get("ktt.tracking.store")
     try:
-        return mlflow.get_tracking_uri() if mlflow is not None else None
+        return store.current_uri() if store is not None else None
     except Exception:  # noqa: BLE001
         return None
 

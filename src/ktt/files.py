@@ -1,9 +1,11 @@
-"""File utilities: a file's sha256, and writing a file so that readers never see it half-written."""
+"""File utilities: a file's sha256, writing a file so that readers never see it half-written, and
+copying the project's code into an export."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -35,3 +37,29 @@ def write_atomic(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def copy_code(folder: Path) -> list[Path]:
+    """Copy the ``ktt`` and ``ktt_models`` packages (as imported now) into ``folder``, under those names.
+
+    What a bento and a pyfunc model carry. ``ktt_models`` is the repository's ``models/``
+    folder (``src/ktt_models`` links to it), so the copy is named after the package, not
+    after the folder it resolves to.
+
+    Returns
+    -------
+    list of Path
+        The two copies.
+    """
+    import ktt
+    import ktt_models
+
+    copies = []
+    for package in (ktt, ktt_models):
+        destination = Path(folder) / package.__name__
+        if destination.exists():
+            shutil.rmtree(destination)
+        shutil.copytree(Path(package.__file__).resolve().parent, destination,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".tmp-*"))
+        copies.append(destination)
+    return copies

@@ -9,12 +9,21 @@ classes and, for ONNX, its ``onnx_pipeline()``).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
 from ktt.errors import KttError
 from ktt.files import file_sha256, write_atomic
+
+#: The package of the model folders (the repository's ``models/``), and its name in checkpoints
+#: saved before it was renamed (a top-level ``models`` collides with other projects').
+MODELS_PACKAGE, OLD_MODELS_PACKAGE = "ktt_models", "models"
 
 
 def read_checkpoint(path: str | Path, sha256: str | None = None) -> Any:
@@ -28,8 +37,6 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> Any:
     KttError
         If the file is missing, has no recorded digest, does not match it, or cannot be read.
     """
-    import joblib
-
     path = Path(path)
     if not path.is_file():
         raise KttError(f"checkpoint {path} does not exist")
@@ -44,9 +51,65 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> Any:
             f"checkpoint {path} does not match its recorded sha256 (corrupt or replaced); refusing to load it"
         )
     try:
-        return joblib.load(path)
+        return _unpickle(path)
     except Exception as error:  # a verified file that still fails: versions differ
         raise KttError(f"cannot load checkpoint {path}: {type(error).__name__}: {error}".splitlines()[0]) from None
+
+
+def _unpickle(path: Path) -> Any:
+    """``joblib.load``; ``models.<x>`` in a checkpoint saved before the rename is read as ``ktt_models.<x>``.
+
+    A checkpoint naming a module that ktt_models lacks is read again with its names as
+    written (a class of another project's ``models`` package).
+    """
+    import joblib
+
+    try:
+        with _old_models_package():
+            return joblib.load(path)
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith(MODELS_PACKAGE + "."):
+            raise
+    return joblib.load(path)
+
+
+def _old_module_name(name: str | None) -> bool:
+    return name == OLD_MODELS_PACKAGE or (name or "").startswith(OLD_MODELS_PACKAGE + ".")
+
+
+class _OldModelsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``models.<x>`` as the very module ``ktt_models.<x>`` (the same classes, not a copy)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if _old_module_name(fullname) else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        # the module replaces itself in sys.modules, so the import returns ktt_models' one
+        new_name = MODELS_PACKAGE + module.__name__[len(OLD_MODELS_PACKAGE):]
+        sys.modules[module.__name__] = importlib.import_module(new_name)
+
+
+@contextlib.contextmanager
+def _old_models_package():
+    """While the block runs, ``models`` is ``ktt_models``; then every ``models`` name is as it was.
+
+    For unpickling only: the alias is never left behind, and another project's
+    ``models`` (imported or not) is hidden only meanwhile (an import of it by another
+    thread meanwhile would get ktt_models).
+    """
+    hidden = {name: sys.modules.pop(name) for name in list(sys.modules) if _old_module_name(name)}
+    finder = _OldModelsFinder()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [name for name in sys.modules if _old_module_name(name)]:
+            del sys.modules[name]
+        sys.modules.update(hidden)
 
 
 class Model(ABC):

@@ -7,7 +7,7 @@ subprocess, with ``BENTOML_HOME`` set as configured). The bento's files::
     service.py           ktt's service template rendered for the model (see :func:`service_source`)
     ktt_service.json     ServiceSettings: checkpoint + sha256, batching, limits, monitoring
     model/               model.joblib (the run's checkpoint), its .sha256, hierarchy.json
-    ktt/, models/        the project's code, as exported (so the service imports ktt's own
+    ktt/, ktt_models/    the project's code, as exported (so the service imports ktt's own
                          preprocessing and model classes, not copies)
     requirements.txt     ktt's service requirements pinned to the installed versions
     monitoring/          dashboard.json and, with a reference set, evidently.yaml and
@@ -35,6 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ktt.errors import KttError
+from ktt.files import copy_code
 from ktt.serving.settings import OPTIONS, ServiceSettings
 
 SERVICE_FILE = "service.py"
@@ -43,7 +44,6 @@ OVERRIDE_DIR = "bentoml"
 #: ktt's shared service files: the service template, requirements.txt, evidently.yaml.
 DEFAULTS_DIR = Path(__file__).resolve().parents[1] / "serving" / "bento"
 SERVICE_TEMPLATE = "service.py.template"
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".tmp-*")
 
 
 def model_dir(model) -> Path:
@@ -164,19 +164,6 @@ def write_build_context(model, folder: str | Path, reference_set_path: str | Pat
         info={"model": f"{type(model).__module__}.{class_name}", **(info or {})},
     ).save(folder)
     return folder
-
-
-def copy_code(folder: Path) -> None:
-    """Copy the ``ktt`` and ``models`` packages (as imported now) into ``folder``."""
-    import ktt
-    import models
-
-    for package in (ktt, models):
-        source = Path(package.__file__).resolve().parent
-        destination = folder / source.name
-        if destination.exists():
-            shutil.rmtree(destination)
-        shutil.copytree(source, destination, ignore=IGNORED)
 
 
 def pinned_requirements(path: Path) -> list[str]:

@@ -129,7 +129,7 @@ class ServiceSettings:
         """Read the settings beside ``where`` (a service file or its folder), then apply env overrides.
 
         With ``code`` (the default), when the folder carries the project's code (a
-        bento's ``ktt/`` and ``models/``), the model's module is imported from there
+        bento's ``ktt/`` and ``ktt_models/``), the model's module is imported from there
         now: BentoML puts the bento's folder on ``sys.path`` only while it imports the
         service, and the code that unpickling the checkpoint needs later must be the
         bento's own, not whatever else is installed.
@@ -159,8 +159,9 @@ class ServiceSettings:
             raise KttError(f"{path} has unknown settings {', '.join(unknown)}")
         data.update(env_overrides(environ if environ is not None else os.environ))
         settings = cls(**data, folder=folder)
-        if code and (folder / "models").is_dir() and settings.info.get("model"):
-            import_model_code(folder, settings.info["model"])
+        model = settings.info.get("model")
+        if code and model and (folder / model.split(".")[0]).is_dir():  # the bento carries the package (ktt_models/)
+            import_model_code(folder, model)
         return settings
 
     def save(self, folder: str | Path) -> Path:
@@ -201,7 +202,7 @@ class ServiceSettings:
 def import_model_code(folder: Path, model: str) -> None:
     """Import the module of ``model`` (``package.module.Class``) with ``folder`` first on ``sys.path``.
 
-    Once imported, the module (and its top-level package, e.g. ``models``) stays
+    Once imported, the module (and its top-level package, e.g. ``ktt_models``) stays
     the one every later import and unpickling gets.
     """
     import importlib

@@ -26,8 +26,6 @@ JOB_TAG = "ktt.sweep.job"
 OVERRIDES_TAG = "ktt.sweep.overrides"
 #: On the sweep's best job: ``true``.
 BEST_TAG = "ktt.sweep.best"
-#: MLflow's own tag for nested runs (set through ``parent_run_id=``).
-PARENT_TAG = "mlflow.parentRunId"
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def job_tags(hydra_cfg) -> dict[str, str]:
 
 
 def run_args() -> dict:
-    """Keyword arguments for the job's ``mlflow.start_run``: ``parent_run_id`` and the sweep tags.
+    """Keyword arguments for the job's run (:func:`ktt.tracking.start_run`): ``parent_run_id`` and the sweep tags.
 
     Returns
     -------

@@ -157,9 +157,11 @@ def log_model(model, hierarchy) -> str:
 
 
 def log_pyfunc(checkpoint_folder: Path) -> None:
-    """The same checkpoint as an MLflow pyfunc model named ``model``, with ktt's code and pinned requirements."""
-    import ktt
-    import models
+    """The same checkpoint as an MLflow pyfunc model named ``model``, with ktt's code and pinned requirements.
+
+    The code is ``ktt`` and ``ktt_models``, copied under those names (:func:`ktt.files.copy_code`).
+    """
+    from ktt.files import copy_code
     from ktt.tracking.pyfunc import KttPythonModel
 
     requirements = []
@@ -168,13 +170,14 @@ def log_pyfunc(checkpoint_folder: Path) -> None:
             requirements.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
             pass
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=KttPythonModel(),
-        artifacts={"checkpoint": str(checkpoint_folder)},
-        code_paths=[str(Path(ktt.__file__).parent), str(Path(models.__file__).parent)],
-        pip_requirements=requirements,
-    )
+    with tempfile.TemporaryDirectory() as code:
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=KttPythonModel(),
+            artifacts={"checkpoint": str(checkpoint_folder)},
+            code_paths=[str(path) for path in copy_code(Path(code))],
+            pip_requirements=requirements,
+        )
 
 
 def log_hydra_files(output_dir: str | Path) -> None:

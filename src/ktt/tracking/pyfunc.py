@@ -2,7 +2,7 @@
 
 ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(["some text"])``
 preprocesses the texts exactly as training did and returns the predicted leaf
-classes. The model's code (``ktt`` and ``models``) travels with it.
+classes. The model's code (``ktt`` and ``ktt_models``) travels with it.
 """
 
 from __future__ import annotations

@@ -51,9 +51,14 @@ def configure(uri: str | None) -> None:
     """
     if uri:
         mlflow.set_tracking_uri(uri)
-    resolved = mlflow.get_tracking_uri()
+    resolved = current_uri()
     check_reachable(resolved)
     prepare_sqlite(resolved)
+
+
+def current_uri() -> str:
+    """The tracking store MLflow uses now: the one :func:`configure` set, or MLflow's default."""
+    return mlflow.get_tracking_uri()
 
 
 def check_reachable(uri: str) -> None:
@@ -121,7 +126,7 @@ def store_lock(uri: str | None = None) -> Iterator[None]:
     uri : str, optional
         The tracking URI; default: MLflow's current one.
     """
-    path = sqlite_path(uri or mlflow.get_tracking_uri())
+    path = sqlite_path(uri or current_uri())
     if path is None:
         yield
         return

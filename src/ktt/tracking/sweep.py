@@ -13,8 +13,11 @@ from pathlib import Path
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus
 
-from ktt.sweep.job import JOB_TAG, PARENT_TAG, SWEEP_TAG, SweepParent
+from ktt.sweep.job import JOB_TAG, SWEEP_TAG, SweepParent
 from ktt.tracking.runs import client
+
+#: MLflow's own tag for nested runs (what ``parent_run_id=`` sets).
+PARENT_TAG = "mlflow.parentRunId"
 
 
 def absolute_tracking_uri(uri: str | None) -> str:
