@@ -7,8 +7,8 @@ from ktt.data.loaders import Loader
 from ktt.hierarchy import Hierarchy
 from ktt.label_names import AUTO_SHARE, leaf_name_texts, share_with_words, with_label_names
 from ktt.model import Model
-from models.tfidf_hsgd import TfidfHSGD
-from models.tfidf_lsgd import TfidfLSGD
+from ktt_models.tfidf_hsgd import TfidfHSGD
+from ktt_models.tfidf_lsgd import TfidfLSGD
 
 # "Cough syrup" and "Throat lozenges" have no training row; their names are in the taxonomy.
 PATHS = [("Food", "Snacks", "Potato chips"), ("Food", "Snacks", "Salted nuts"), ("Food", "Drinks", "Green tea"),
