@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ktt.chunks import row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 
@@ -315,15 +316,24 @@ def micro_pr_curve(targets_b, scores) -> tuple[np.ndarray, np.ndarray]:
     targets_b, scores = np.asarray(targets_b), np.asarray(scores)
     if targets_b.shape != scores.shape or scores.ndim != 2:
         raise KttError(f"targets_b {targets_b.shape} and scores {scores.shape} must be 2-D and of one shape")
-    step = max(1, _CHUNK_ELEMENTS // max(1, scores.shape[1]))
-    chunks = [slice(start, start + step) for start in range(0, len(scores), step)]
+    chunks = row_chunks(len(scores), scores.shape[1], 8 * _CHUNK_ELEMENTS)
+    return micro_pr_curve_of_blocks(lambda: ((targets_b[rows], scores[rows]) for rows in chunks))
 
+
+def micro_pr_curve_of_blocks(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`micro_pr_curve` of a matrix given in row blocks, never whole.
+
+    Parameters
+    ----------
+    blocks : callable
+        Returns an iterator over ``(targets_b, scores)`` row blocks, the same each
+        time (it is called twice).
+    """
     positives = []
-    for rows in chunks:
-        block = scores[rows]
+    for targets, block in blocks():
         if np.isnan(block).any():
             raise KttError("scores contain NaN")
-        positives.append(block[targets_b[rows] != 0])
+        positives.append(block[targets != 0])
     thresholds, at_threshold = np.unique(np.concatenate(positives or [np.empty(0)]), return_counts=True)
     if thresholds.size == 0:
         return np.ones(1), np.zeros(1)
@@ -331,8 +341,8 @@ def micro_pr_curve(targets_b, scores) -> tuple[np.ndarray, np.ndarray]:
     # Number of scores >= each threshold: bin every score by how many
     # thresholds it reaches, then sum the bins from the top down.
     reached = np.zeros(thresholds.size + 1, dtype=np.int64)
-    for rows in chunks:
-        bins = np.searchsorted(thresholds, scores[rows].ravel(), side="right")
+    for _, block in blocks():
+        bins = np.searchsorted(thresholds, block.ravel(), side="right")
         reached += np.bincount(bins, minlength=thresholds.size + 1)
     predicted = np.cumsum(reached[::-1])[::-1][1:]
     true_positives = np.cumsum(at_threshold[::-1])[::-1]

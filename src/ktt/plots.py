@@ -11,6 +11,7 @@ than wall time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -22,9 +23,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ktt.chunks import row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.metrics import average_precision, micro_pr_curve, output_columns, output_paths
+from ktt.metrics import average_precision, micro_pr_curve, micro_pr_curve_of_blocks, output_columns, output_paths
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,15 @@ def _one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return indicator
 
 
+def _level_blocks(scores: np.ndarray, true_paths: np.ndarray, column_paths: np.ndarray, hierarchy: Hierarchy,
+                  level: int):
+    """``(targets, scores)`` of the classes of ``level``, in row chunks (the whole split is rows x level size)."""
+    size = hierarchy.level_sizes[level]
+    for rows in row_chunks(len(scores), size):
+        yield (_one_hot(true_paths[rows, level] - hierarchy.level_offsets[level], size),
+               hierarchy.level_scores(scores[rows], column_paths, level))
+
+
 def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     """Write the micro-averaged PR curve of the leaves and of every level to ``path``.
 
@@ -157,9 +168,8 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
         if level == hierarchy.depth - 1:
             precision, recall = leaf_curve
         else:
-            scores = hierarchy.level_scores(output["scores"], column_paths, level)
-            targets = _one_hot(true_paths[:, level] - hierarchy.level_offsets[level], hierarchy.level_sizes[level])
-            precision, recall = micro_pr_curve(targets, scores)
+            precision, recall = micro_pr_curve_of_blocks(
+                functools.partial(_level_blocks, output["scores"], true_paths, column_paths, hierarchy, level))
         ax.plot(recall, precision, drawstyle="steps-post", linestyle="--",
                 label=f"level {level + 1} (AP={average_precision(precision, recall):.3f})")
     ax.set_xlabel("recall")
