@@ -292,3 +292,20 @@ def test_scoring_in_row_chunks_changes_no_score_path_or_calibration(fitted_ragge
             for key in ("scores", "predictions", "paths", "path_scores"):
                 np.testing.assert_array_equal(scored[key], output[key])
 
+
+def test_plots_name_a_stop_after_the_class_it_stops_at(tmp_path, monkeypatch):
+    from ktt import plots
+
+    hierarchy, codes = Hierarchy.from_paths([path for path in LEAVES])
+    drawn = {}
+    monkeypatch.setattr(plots, "_plot_confusion", lambda matrix, rows, columns, title, path: drawn.update(
+        rows=rows, columns=columns))
+    plots.save_confusion(codes, codes[::-1], hierarchy, 2, tmp_path / "confusion_level3.png")
+    assert sorted(drawn["rows"]) == sorted(["Chips", "Nuts", "Tea", "Drinks (stop)", "Garden (stop)",
+                                            "Gift cards (stop)"])
+    assert drawn["columns"] == drawn["rows"]
+    assert not any("<stop>" in label for label in drawn["rows"])
+    long, _ = Hierarchy.from_paths([("A category name far longer than a tick label",), ("B", "C")])
+    label = plots.class_label(long, long.index["A category name far longer than a tick label > <stop>"])
+    assert label == "A category name far lo… (stop)" and len(label) == plots.MAX_LABEL_CHARS
+    assert plots.class_label(long, long.index["C"]) == "C"

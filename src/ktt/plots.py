@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_CONFUSION_CLASSES = 30
 MAX_LABEL_CHARS = 30
+#: Follows the name of the class a stopped path ends at (:func:`class_label`).
+STOP_SUFFIX = " (stop)"
 #: Width of one character of an 8-point tick label, in inches (for the margins).
 _CHAR_INCHES = 8 * 0.62 / 72
 
@@ -47,6 +49,18 @@ def _figure(width: float, height: float):
 
 def _truncate(name: str, limit: int = MAX_LABEL_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def class_label(hierarchy: Hierarchy, index: int, limit: int = MAX_LABEL_CHARS) -> str:
+    """A class's name on a plot, at most ``limit`` characters.
+
+    A stop pseudo-class (a path that ends above this level, see :mod:`ktt.hierarchy`)
+    reads ``"X (stop)"``, X the class the path stops at, not ``"X > <stop>"``;
+    a long X is cut before the suffix, which stays.
+    """
+    if not hierarchy.is_stop[index]:
+        return _truncate(hierarchy.classes[index], limit)
+    return _truncate(hierarchy.classes[hierarchy.display_index[index]], limit - len(STOP_SUFFIX)) + STOP_SUFFIX
 
 
 # ---------------------------------------------------------------- confusion
@@ -124,8 +138,7 @@ def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hi
     matrix, shown, restricted = level_confusion(
         true_paths[:, level] - offset, pred_paths[:, level] - offset, n_classes
     )
-    names = hierarchy.level_classes(level)
-    rows = [_truncate(names[i]) for i in shown]
+    rows = [class_label(hierarchy, offset + i) for i in shown]
     columns = rows + (["(other)"] if restricted else [])
     title = f"Level {level + 1} confusion matrix (row-normalised)"
     if restricted:
