@@ -11,7 +11,6 @@ than wall time.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
@@ -23,10 +22,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ktt.chunks import row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.metrics import average_precision, micro_pr_curve, micro_pr_curve_of_blocks, output_columns, output_paths
+from ktt.metrics import average_precision, level_pr_curve, micro_pr_curve, output_columns, output_paths
 
 log = logging.getLogger(__name__)
 
@@ -148,21 +146,6 @@ def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hi
 
 
 # ----------------------------------------------------------------- PR curves
-def _one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    indicator = np.zeros((len(codes), n_classes), dtype=np.uint8)
-    indicator[np.arange(len(codes)), codes] = 1
-    return indicator
-
-
-def _level_blocks(scores: np.ndarray, true_paths: np.ndarray, column_paths: np.ndarray, hierarchy: Hierarchy,
-                  level: int):
-    """``(targets, scores)`` of the classes of ``level``, in row chunks (the whole split is rows x level size)."""
-    size = hierarchy.level_sizes[level]
-    for rows in row_chunks(len(scores), size):
-        yield (_one_hot(true_paths[rows, level] - hierarchy.level_offsets[level], size),
-               hierarchy.level_scores(scores[rows], column_paths, level))
-
-
 def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     """Write the micro-averaged PR curve of the leaves and of every level to ``path``.
 
@@ -181,8 +164,7 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
         if level == hierarchy.depth - 1:
             precision, recall = leaf_curve
         else:
-            precision, recall = micro_pr_curve_of_blocks(
-                functools.partial(_level_blocks, output["scores"], true_paths, column_paths, hierarchy, level))
+            precision, recall = level_pr_curve(true_paths, output["scores"], column_paths, hierarchy, level)
         ax.plot(recall, precision, drawstyle="steps-post", linestyle="--",
                 label=f"level {level + 1} (AP={average_precision(precision, recall):.3f})")
     ax.set_xlabel("recall")
