@@ -328,7 +328,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         # Each job builds its classifier: a fitted scikit-learn object (dense weights) referenced from
         # this list would live until the last job ends (measured: 1.06 GB peak instead of 0.39 GB).
         node_classifier = functools.partial(self._new_classifier, n_jobs=1)
-        work = [delayed(_fit_one)(i, node_classifier, features[task.rows], task.labels) for i, task in jobs]
+        # Each job takes its rows of the features when it starts: taken here, every level's nodes would
+        # hold a copy of the whole matrix until the last job ends.
+        work = [delayed(_fit_one)(i, node_classifier, features, task.rows, task.labels) for i, task in jobs]
         if flat is not None:
             work[:0] = self._flat_jobs(*flat)
         classifiers: list = [None] * len(tasks)
@@ -523,9 +525,10 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                        "is not a single scikit-learn pipeline); export it with export=bento")
 
 
-def _fit_one(index, new_classifier, features, labels: np.ndarray) -> tuple[object, object]:
-    """``(index, the columns of new_classifier() fitted)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
-    return index, fit_columns(new_classifier, features, labels)
+def _fit_one(index, new_classifier, features, rows: np.ndarray, labels: np.ndarray) -> tuple[object, object]:
+    """``(index, the columns of new_classifier() fitted on features[rows])`` (:func:`ktt.linear.fitted_linear`),
+    for one parallel job."""
+    return index, fit_columns(new_classifier, features[rows], labels)
 
 
 def _normalised(log_scores: np.ndarray) -> np.ndarray:
