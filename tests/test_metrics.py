@@ -227,6 +227,24 @@ def test_save_plots_two_leaves(paths, tmp_path):
     _assert_pngs(written, names)
 
 
+def test_level_pr_curves_read_the_scores_in_row_chunks(monkeypatch):
+    import ktt.metrics
+    from ktt.metrics import level_pr_curve, micro_pr_curve, output_columns, output_paths
+
+    rng = np.random.default_rng(3)
+    hierarchy = Hierarchy.from_paths([(f"top{i % 3}", f"leaf{i}") for i in range(12)])[0]
+    leaves = np.array(hierarchy.leaf_classes)
+    targets = rng.choice(leaves, 50)
+    output = {"targets": targets, "predictions": rng.choice(leaves, 50), "scores": rng.random((50, 12)).round(2),
+              "targets_b": (targets[:, None] == leaves[None, :]).astype(int)}
+    columns, (true_paths, _) = output_columns(output, hierarchy), output_paths(output, hierarchy)
+    truth = (true_paths[:, :1] == np.arange(3)[None, :]).astype(int)
+    whole = micro_pr_curve(truth, hierarchy.level_scores(output["scores"], columns, 0))
+    monkeypatch.setattr(ktt.metrics, "_CHUNK_ELEMENTS", 12 * 7)  # 7 rows at a time
+    for a, b in zip(whole, level_pr_curve(true_paths, output["scores"], columns, hierarchy, 0)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_save_plots_many_classes(tmp_path):
     rng = np.random.default_rng(2)
     hierarchy = Hierarchy.from_paths([(f"top{i % 3}", f"a rather long leaf class name number {i}") for i in range(40)])[0]

@@ -265,3 +265,47 @@ def test_blend_fits_no_flat_classifier_over_too_many_leaves_and_texts(fitted_rag
     np.testing.assert_allclose(capped.predict_scores(test.texts), global_.predict_scores(test.texts))
     fixed = TfidfHSGD(learner="svm", min_df=1, n_jobs=1, blend_weight=0.5).fit(train, val, hierarchy=model.hierarchy)
     assert fixed.flat_ is not None  # a weight the user sets still fits the flat classifier
+
+
+def test_scoring_in_row_chunks_changes_no_score_path_or_calibration(fitted_ragged, monkeypatch):
+    from ktt import chunks
+    from models.tfidf_hsgd import TfidfHSGD
+    from models.tfidf_lsgd import TfidfLSGD
+
+    model, train, val, test = fitted_ragged
+    hierarchy = model.hierarchy
+
+    def fitted():
+        return [TfidfHSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=hierarchy),
+                TfidfHSGD(learner="svm", min_df=1, n_jobs=1, decoding="greedy").fit(train, val, hierarchy=hierarchy),
+                TfidfLSGD(learner="svm", min_df=1, n_jobs=1).fit(train, val, hierarchy=hierarchy)]
+
+    whole = fitted()
+    expected = [m.test(test) for m in whole]
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 8 * len(hierarchy.classes) * 3)  # 3 rows at a time
+    assert len(chunks.row_chunks(len(val.texts), len(hierarchy.classes))) > 2
+    chunked = fitted()
+    for before, after, output in zip(whole, chunked, expected):
+        assert after.temperature_ == before.temperature_
+        assert getattr(after, "blend_weight_", None) == getattr(before, "blend_weight_", None)
+        for scored in (before.test(test), after.test(test)):
+            for key in ("scores", "predictions", "paths", "path_scores"):
+                np.testing.assert_array_equal(scored[key], output[key])
+
+
+def test_plots_name_a_stop_after_the_class_it_stops_at(tmp_path, monkeypatch):
+    from ktt import plots
+
+    hierarchy, codes = Hierarchy.from_paths([path for path in LEAVES])
+    drawn = {}
+    monkeypatch.setattr(plots, "_plot_confusion", lambda matrix, rows, columns, title, path: drawn.update(
+        rows=rows, columns=columns))
+    plots.save_confusion(codes, codes[::-1], hierarchy, 2, tmp_path / "confusion_level3.png")
+    assert sorted(drawn["rows"]) == sorted(["Chips", "Nuts", "Tea", "Drinks (stop)", "Garden (stop)",
+                                            "Gift cards (stop)"])
+    assert drawn["columns"] == drawn["rows"]
+    assert not any("<stop>" in label for label in drawn["rows"])
+    long, _ = Hierarchy.from_paths([("A category name far longer than a tick label",), ("B", "C")])
+    label = plots.class_label(long, long.index["A category name far longer than a tick label > <stop>"])
+    assert label == "A category name far lo… (stop)" and len(label) == plots.MAX_LABEL_CHARS
+    assert plots.class_label(long, long.index["C"]) == "C"

@@ -45,6 +45,7 @@ from scipy import sparse
 from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
+from ktt.chunks import in_row_chunks, row_chunks
 from ktt.hierarchy import Hierarchy
 from ktt.linear import LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
 from ktt.model_sklearn import Loader
@@ -326,7 +327,9 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         # Each job builds its classifier: a fitted scikit-learn object (dense weights) referenced from
         # this list would live until the last job ends (measured: 1.06 GB peak instead of 0.39 GB).
         node_classifier = functools.partial(self._new_classifier, n_jobs=1)
-        work = [delayed(_fit_one)(i, node_classifier, features[task.rows], task.labels) for i, task in jobs]
+        # Each job takes its rows of the features when it starts: taken here, every level's nodes would
+        # hold a copy of the whole matrix until the last job ends.
+        work = [delayed(_fit_one)(i, node_classifier, features, task.rows, task.labels) for i, task in jobs]
         if flat is not None:
             work[:0] = self._flat_jobs(*flat)
         classifiers: list = [None] * len(tasks)
@@ -385,31 +388,54 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         if len(temperatures) * len(weights) == 1:
             return temperatures[0], weights[0]
         texts, truth = known
-        rows = np.arange(len(truth))
         features = self.encode(texts)
-        node_decisions = nodes.decisions(features) if nodes is not None else None
-        flat_decisions = self.flat_.decisions(self.features_.word_columns(features)) if self.flat_ is not None else None
-        best = None
-        for temperature in temperatures:
-            scores = nodes.scores_of_decisions(node_decisions.copy(), temperature) if nodes is not None else None
-            path = self.nodes_.path_probabilities(self.nodes_.conditionals_of_scores(scores, len(truth)))
-            path_log = np.log(np.maximum(path, FLOOR))
-            flat_log = None
-            if flat_decisions is not None:
-                flat = self.flat_.scores_of_decisions(flat_decisions.copy(), temperature)
-                flat_log = np.log(np.maximum(flat, FLOOR))
-            for weight in weights:
-                blended = path_log * (1 - weight) + flat_log * weight if weight else path
-                accuracy = float(np.mean(blended.argmax(axis=1) == truth)) if self.decoding != "greedy" else 0.0
-                if best is not None and accuracy < best[0][0]:
-                    continue  # cannot win: its log-loss (a softmax over every leaf) is not needed
-                if weight:
-                    blended = _normalised(blended)
-                log_loss = -float(np.mean(np.log(np.maximum(blended[rows, truth], FLOOR))))
-                key = (accuracy, -log_loss)
-                if best is None or key > best[0]:
-                    best = (key, temperature, weight)
-        return best[1], best[2]
+        pairs = [(temperature, weight) for temperature in temperatures for weight in weights]
+        hits = np.zeros(len(pairs), dtype=np.int64)
+        if self.decoding != "greedy":  # greedy's labels depend on neither: every pair is a finalist
+            for k, rows, blended in self._calibration_scores(features, pairs):
+                hits[k] += np.count_nonzero(blended.argmax(axis=1) == truth[rows])
+        # The pairs of the best accuracy; the smallest log-loss (a softmax over every leaf) decides
+        # between them, the first one on a tie. Only they need it: a second pass over the rows.
+        finalists = [pair for pair, count in zip(pairs, hits) if count == hits.max()]
+        if len(finalists) == 1:
+            return finalists[0]
+        likelihoods: list[list[np.ndarray]] = [[] for _ in finalists]
+        for k, rows, blended in self._calibration_scores(features, finalists):
+            if finalists[k][1]:
+                blended = _normalised(blended)
+            likelihoods[k].append(np.log(np.maximum(blended[np.arange(len(blended)), truth[rows]], FLOOR)))
+        losses = [-float(np.mean(np.concatenate(parts))) for parts in likelihoods]
+        return finalists[int(np.argmin(losses))]
+
+    def _calibration_scores(self, features, pairs: Sequence[tuple[float, float]]):
+        """``(pair index, rows, scores)`` for each row chunk of ``features`` and each ``(temperature, weight)``.
+
+        ``scores`` (chunk rows x leaves) are the path probabilities at a weight of 0,
+        else the blend's unnormalised log-scores (their argmax is the prediction).
+        Rows are scored in chunks (:func:`ktt.chunks.row_chunks`): the node
+        classifiers' decisions alone are rows x every class.
+        """
+        nodes = self.nodes_.scorer
+        blends = self.flat_ is not None and any(weight for _, weight in pairs)
+        for rows in row_chunks(features.shape[0], self._score_width()):
+            part = features[rows]
+            node_decisions = nodes.decisions(part) if nodes is not None else None
+            flat_decisions = self.flat_.decisions(self.features_.word_columns(part)) if blends else None
+            for temperature in dict.fromkeys(temperature for temperature, _ in pairs):
+                scores = nodes.scores_of_decisions(node_decisions.copy(), temperature) if nodes is not None else None
+                path = self.nodes_.path_probabilities(self.nodes_.conditionals_of_scores(scores, part.shape[0]))
+                path_log = flat_log = None
+                for k, (pair_temperature, weight) in enumerate(pairs):
+                    if pair_temperature != temperature:
+                        continue
+                    if not weight:
+                        yield k, rows, path
+                        continue
+                    if path_log is None:
+                        path_log = np.log(np.maximum(path, FLOOR))
+                        flat = self.flat_.scores_of_decisions(flat_decisions.copy(), temperature)
+                        flat_log = np.log(np.maximum(flat, FLOOR))
+                    yield k, rows, path_log * (1 - weight) + flat_log * weight
 
     def fitted_settings(self) -> dict:
         """The flat model's, and ``blend_weight`` (None where no flat classifier was fitted)."""
@@ -430,8 +456,15 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         return np.log(np.maximum(path, FLOOR)), np.log(np.maximum(flat, FLOOR))
 
     def score_features(self, features) -> np.ndarray:
-        """Per-leaf scores (n x n_leaves, hierarchy leaf order); rows sum to 1 and their argmax is the prediction."""
+        """Per-leaf scores (n x n_leaves, hierarchy leaf order); rows sum to 1 and their argmax is the prediction.
+
+        Rows are scored in chunks (:func:`ktt.chunks.row_chunks`).
+        """
         self._check_fitted()
+        return in_row_chunks(self._chunk_scores, features, self._score_width())
+
+    def _chunk_scores(self, features) -> np.ndarray:
+        """:meth:`score_features` of one chunk of rows."""
         if self.decoding == "blend":
             weight = self.blend_weight_
             if weight == 1.0:
@@ -450,8 +483,8 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         self._check_fitted()
         return self.nodes_.path_probabilities(self.nodes_.class_conditionals(features))
 
-    def paths_from_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Paths and per-level class probabilities from per-leaf scores.
+    def _paths_of_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paths and per-level class probabilities from per-leaf scores (one chunk of rows).
 
         ``global`` and ``blend``: the argmax leaf and its ancestors. ``greedy``:
         on every level, the child (of the class chosen one level up) with the
@@ -459,8 +492,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         level's score is the summed score of the leaves below the chosen class.
         """
         if self.decoding != "greedy":
-            return super().paths_from_scores(scores)
-        scores = np.asarray(scores)
+            return super()._paths_of_scores(scores)
         sums = self._level_sums()
         levels = sums.all_levels(scores)
         paths = self.nodes_.greedy_paths(levels.__getitem__)
@@ -479,7 +511,7 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         rows = np.arange(len(scores))
         block = scores
         for _ in range(self.hierarchy_.depth + 2):  # one pass suffices; the rest guards float rounding
-            greedy = self.paths_from_scores(block)[0][:, -1] - leaf_offset
+            greedy = self._paths_of_scores(block)[0][:, -1] - leaf_offset
             best = block.argmax(axis=1)
             differ = greedy != best
             rows, greedy, best = rows[differ], greedy[differ], best[differ]
@@ -496,9 +528,10 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                        "is not a single scikit-learn pipeline); export it with export=bento")
 
 
-def _fit_one(index, new_classifier, features, labels: np.ndarray) -> tuple[object, object]:
-    """``(index, the columns of new_classifier() fitted)`` (:func:`ktt.linear.fitted_linear`), for one parallel job."""
-    return index, fit_columns(new_classifier, features, labels)
+def _fit_one(index, new_classifier, features, rows: np.ndarray, labels: np.ndarray) -> tuple[object, object]:
+    """``(index, the columns of new_classifier() fitted on features[rows])`` (:func:`ktt.linear.fitted_linear`),
+    for one parallel job."""
+    return index, fit_columns(new_classifier, features[rows], labels)
 
 
 def _normalised(log_scores: np.ndarray) -> np.ndarray:

@@ -304,22 +304,31 @@ class LinearScores:
         return TEMPERATURES if self.rule == "softmax" else (1.0,)
 
 
-def choose_temperature(scorer: LinearScores, decisions: np.ndarray, truth: np.ndarray) -> float:
+def choose_temperature(scorer: LinearScores, features, truth: np.ndarray,
+                       chunks: Sequence[slice] | None = None) -> float:
     """The temperature of :meth:`LinearScores.temperatures` with the smallest log-loss.
 
     Parameters
     ----------
     scorer : LinearScores
         A single classifier (one group).
-    decisions : ndarray (n x n_columns)
-        Its decisions on validation examples (not changed).
+    features : sparse matrix (n x n_features)
+        Validation examples.
     truth : ndarray of int
         The true column of each example.
+    chunks : sequence of slice, optional
+        Row chunks scored one at a time (default: all rows at once); each row's
+        log-likelihood is the same either way.
     """
-    rows = np.arange(len(truth))
-    losses = [-np.mean(np.log(np.maximum(scorer.scores_of_decisions(decisions.copy(), t)[rows, truth], 1e-12)))
-              for t in scorer.temperatures()]
-    return scorer.temperatures()[int(np.argmin(losses))]
+    temperatures = scorer.temperatures()
+    likelihoods: list[list[np.ndarray]] = [[] for _ in temperatures]
+    for rows in chunks if chunks is not None else [slice(None)]:
+        decisions, known = scorer.decisions(features[rows]), truth[rows]
+        for parts, temperature in zip(likelihoods, temperatures):
+            scores = scorer.scores_of_decisions(decisions.copy(), temperature)
+            parts.append(np.log(np.maximum(scores[np.arange(len(known)), known], 1e-12)))
+    losses = [-np.mean(np.concatenate(parts)) for parts in likelihoods]
+    return temperatures[int(np.argmin(losses))]
 
 
 def _prediction_layout(weights: Sequence[np.ndarray]):

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ktt.chunks import row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 
@@ -315,15 +316,50 @@ def micro_pr_curve(targets_b, scores) -> tuple[np.ndarray, np.ndarray]:
     targets_b, scores = np.asarray(targets_b), np.asarray(scores)
     if targets_b.shape != scores.shape or scores.ndim != 2:
         raise KttError(f"targets_b {targets_b.shape} and scores {scores.shape} must be 2-D and of one shape")
-    step = max(1, _CHUNK_ELEMENTS // max(1, scores.shape[1]))
-    chunks = [slice(start, start + step) for start in range(0, len(scores), step)]
+    chunks = row_chunks(len(scores), scores.shape[1], 8 * _CHUNK_ELEMENTS)
+    return _micro_pr_curve_of_blocks(lambda: ((targets_b[rows], scores[rows]) for rows in chunks))
 
+
+def level_pr_curve(true_paths, scores, column_paths, hierarchy: Hierarchy, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Micro-averaged precision-recall curve of the classes of one level.
+
+    Each class is scored by the summed scores of the leaves below it
+    (:meth:`ktt.hierarchy.Hierarchy.level_scores`) and is true for the rows whose
+    path holds it. :func:`micro_pr_curve` of those two matrices, computed a few rows
+    at a time: for a whole split they are rows x level size.
+
+    Parameters
+    ----------
+    true_paths : ndarray of shape (n, depth)
+        Class indices of each row's true path.
+    scores : ndarray of shape (n, n_columns)
+        Per-leaf scores.
+    column_paths : ndarray of shape (n_columns, depth)
+        The class-index path of each score column's leaf.
+    hierarchy : Hierarchy
+    level : int
+        0 = top.
+    """
+    size, offset = hierarchy.level_sizes[level], hierarchy.level_offsets[level]
+    chunks = row_chunks(len(scores), max(size, np.shape(scores)[1]), 8 * _CHUNK_ELEMENTS)
+
+    def blocks():
+        for rows in chunks:
+            truth = np.zeros((len(true_paths[rows]), size), dtype=np.uint8)
+            truth[np.arange(len(truth)), true_paths[rows, level] - offset] = 1
+            yield truth, hierarchy.level_scores(scores[rows], column_paths, level)
+
+    return _micro_pr_curve_of_blocks(blocks)
+
+
+def _micro_pr_curve_of_blocks(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`micro_pr_curve` of a matrix given in row blocks: ``blocks()`` iterates over ``(targets_b, scores)``
+    row blocks, the same each time (it is called twice)."""
     positives = []
-    for rows in chunks:
-        block = scores[rows]
+    for targets, block in blocks():
         if np.isnan(block).any():
             raise KttError("scores contain NaN")
-        positives.append(block[targets_b[rows] != 0])
+        positives.append(block[targets != 0])
     thresholds, at_threshold = np.unique(np.concatenate(positives or [np.empty(0)]), return_counts=True)
     if thresholds.size == 0:
         return np.ones(1), np.zeros(1)
@@ -331,8 +367,8 @@ def micro_pr_curve(targets_b, scores) -> tuple[np.ndarray, np.ndarray]:
     # Number of scores >= each threshold: bin every score by how many
     # thresholds it reaches, then sum the bins from the top down.
     reached = np.zeros(thresholds.size + 1, dtype=np.int64)
-    for rows in chunks:
-        bins = np.searchsorted(thresholds, scores[rows].ravel(), side="right")
+    for _, block in blocks():
+        bins = np.searchsorted(thresholds, block.ravel(), side="right")
         reached += np.bincount(bins, minlength=thresholds.size + 1)
     predicted = np.cumsum(reached[::-1])[::-1][1:]
     true_positives = np.cumsum(at_threshold[::-1])[::-1]

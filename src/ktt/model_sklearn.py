@@ -20,8 +20,8 @@ from ktt.data.loaders import Loader
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.model import Model
+from ktt.chunks import in_row_chunks
 from ktt.pooling import pool_features
-
 
 class LevelSums:
     """Per-class sums of per-leaf score columns, level by level: one ``reduceat`` per level.
@@ -149,14 +149,21 @@ class SklearnModel(Model, BaseEstimator):
         The path is the predicted leaf (the argmax) and its ancestors; a level's
         score is the summed score of the leaves under the predicted class there
         (for probabilistic scores: the probability of that class). Models that
-        decide level by level override this.
+        decide level by level override :meth:`_paths_of_scores`. Rows are
+        decided in chunks (:func:`ktt.chunks.row_chunks`).
         """
-        hierarchy = self.hierarchy
-        if hierarchy is None:
+        if self.hierarchy is None:
             raise KttError(f"{type(self).__name__} has no hierarchy; fit it first")
-        scores = np.asarray(scores)
+        return in_row_chunks(self._paths_of_scores, np.asarray(scores), self._score_width())
+
+    def _paths_of_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`paths_from_scores` of one chunk of rows."""
         paths = self._column_paths()[np.argmax(scores, axis=1)]
         return paths, self._path_scores(scores, paths)
+
+    def _score_width(self) -> int:
+        """Columns of the widest dense array scoring a row builds (sizes the row chunks): one per class."""
+        return len(self.hierarchy.classes) if self.hierarchy is not None else len(self.classes_)
 
     def _column_paths(self) -> np.ndarray:
         """The class-index path (n_columns x depth) of each score column's leaf, computed once."""

@@ -24,12 +24,14 @@ import numpy as np
 
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.metrics import average_precision, micro_pr_curve, output_columns, output_paths
+from ktt.metrics import average_precision, level_pr_curve, micro_pr_curve, output_columns, output_paths
 
 log = logging.getLogger(__name__)
 
 MAX_CONFUSION_CLASSES = 30
 MAX_LABEL_CHARS = 30
+#: Follows the name of the class a stopped path ends at (:func:`class_label`).
+STOP_SUFFIX = " (stop)"
 #: Width of one character of an 8-point tick label, in inches (for the margins).
 _CHAR_INCHES = 8 * 0.62 / 72
 
@@ -45,6 +47,18 @@ def _figure(width: float, height: float):
 
 def _truncate(name: str, limit: int = MAX_LABEL_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def class_label(hierarchy: Hierarchy, index: int, limit: int = MAX_LABEL_CHARS) -> str:
+    """A class's name on a plot, at most ``limit`` characters.
+
+    A stop pseudo-class (a path that ends above this level, see :mod:`ktt.hierarchy`)
+    reads ``"X (stop)"``, X the class the path stops at, not ``"X > <stop>"``;
+    a long X is cut before the suffix, which stays.
+    """
+    if not hierarchy.is_stop[index]:
+        return _truncate(hierarchy.classes[index], limit)
+    return _truncate(hierarchy.classes[hierarchy.display_index[index]], limit - len(STOP_SUFFIX)) + STOP_SUFFIX
 
 
 # ---------------------------------------------------------------- confusion
@@ -122,8 +136,7 @@ def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hi
     matrix, shown, restricted = level_confusion(
         true_paths[:, level] - offset, pred_paths[:, level] - offset, n_classes
     )
-    names = hierarchy.level_classes(level)
-    rows = [_truncate(names[i]) for i in shown]
+    rows = [class_label(hierarchy, offset + i) for i in shown]
     columns = rows + (["(other)"] if restricted else [])
     title = f"Level {level + 1} confusion matrix (row-normalised)"
     if restricted:
@@ -133,12 +146,6 @@ def save_confusion(true_paths: np.ndarray, pred_paths: np.ndarray, hierarchy: Hi
 
 
 # ----------------------------------------------------------------- PR curves
-def _one_hot(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    indicator = np.zeros((len(codes), n_classes), dtype=np.uint8)
-    indicator[np.arange(len(codes)), codes] = 1
-    return indicator
-
-
 def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
     """Write the micro-averaged PR curve of the leaves and of every level to ``path``.
 
@@ -157,9 +164,7 @@ def save_pr_curve(output: Mapping, hierarchy: Hierarchy, path: Path) -> Path:
         if level == hierarchy.depth - 1:
             precision, recall = leaf_curve
         else:
-            scores = hierarchy.level_scores(output["scores"], column_paths, level)
-            targets = _one_hot(true_paths[:, level] - hierarchy.level_offsets[level], hierarchy.level_sizes[level])
-            precision, recall = micro_pr_curve(targets, scores)
+            precision, recall = level_pr_curve(true_paths, output["scores"], column_paths, hierarchy, level)
         ax.plot(recall, precision, drawstyle="steps-post", linestyle="--",
                 label=f"level {level + 1} (AP={average_precision(precision, recall):.3f})")
     ax.set_xlabel("recall")

@@ -29,6 +29,7 @@ from ktt.label_names import with_label_names
 from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
                         class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
+from ktt.chunks import in_row_chunks, row_chunks
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
 
@@ -198,7 +199,7 @@ class TfidfLinearModel(SklearnModel):
         if known is None or len(self.scorer_.temperatures()) == 1:
             return 1.0
         texts, truth = known
-        return choose_temperature(self.scorer_, self.scorer_.decisions(self.encode(texts)), truth)
+        return choose_temperature(self.scorer_, self.encode(texts), truth, row_chunks(len(truth), self._score_width()))
 
     def _known_rows(self, val: Loader | None) -> tuple[list[str], np.ndarray] | None:
         """The validation texts whose class the model knows, and each one's score column (None if there are none)."""
@@ -249,7 +250,7 @@ class TfidfLinearModel(SklearnModel):
         return self.features_.transform(texts)
 
     def score_features(self, features) -> np.ndarray:
-        return self.scorer_.scores(features)
+        return in_row_chunks(self.scorer_.scores, features, self._score_width())
 
     def onnx_pipeline(self):
         """The model as a scikit-learn ``Pipeline(tfidf, classifier)`` for skl2onnx.

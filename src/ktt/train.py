@@ -81,13 +81,15 @@ def train(cfg: DictConfig) -> float:
                                  for k, t in enumerate(model.stop_thresholds_, start=1)})
         plots = cleanup.enter_context(BackgroundPlots()) if cfg.plots else None
         with stage("testing", timings):
-            outputs = {prefix: model.test(loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))
-                       if loader is not None and len(loader.texts)}  # no val split, or tuning: no test split
-            if plots is not None:
-                plots.draw(outputs.get("test_", outputs.get("val_")), hierarchy)
+            splits = [(prefix, loader) for prefix, loader in (("val_", val_loader), ("test_", test_loader))
+                      if loader is not None and len(loader.texts)]  # no val split, or tuning: no test split
             metrics = {}
-            for prefix, output in outputs.items():
+            for prefix, loader in splits:
+                output = model.test(loader)
+                if plots is not None and prefix == splits[-1][0]:  # the test split's, or else the val split's
+                    plots.draw(output, hierarchy)
                 metrics.update(get_metrics(output, hierarchy, prefix=prefix))
+                del output  # one split's scores (rows x leaves) at a time
         tracking.log_metrics(metrics | {f"time_{name.split()[0]}_s": t for name, t in timings.items()})
         if cfg.objective not in metrics:
             raise KttError(f"objective {cfg.objective!r} is not a computed metric (e.g. {', '.join(sorted(metrics)[:4])})")
