@@ -1,7 +1,7 @@
 """ktt's vectorised n-grams give scikit-learn's ``TfidfVectorizer.transform`` values, bit for bit.
 
 :class:`ktt.features._BlockTransformer` finds the n-grams of a whole batch with
-a trie walked by numpy (``_CharWbWindows``) instead of
+a trie walked by numpy (``_CharWbWindows``, ``_WordWindows``) instead of
 scikit-learn's analyser text by text. These tests compare its matrices with
 ``TfidfVectorizer.transform`` on real data (preprocessed ICD-10-CM descriptions,
 raw 20 newsgroups posts) and on texts made to break it, for several n-gram
@@ -21,7 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 import ktt.features
 from conftest import shared_data
-from ktt.features import TfidfFeatures, _BlockTransformer, _CharWbWindows
+from ktt.features import TfidfFeatures, _BlockTransformer, _CharWbWindows, _WordWindows
 
 #: Texts made to break a vectorised analyser: empty and blank texts, words of every length around the
 #: n-gram sizes, runs of exotic whitespace, accents, combining marks, CJK, emoji and other characters
@@ -90,11 +90,22 @@ def test_char_wb_windows_equal_scikit_learn(request, data, ngram_range, sublinea
     assert_transforms_like(vectorizer, test, _CharWbWindows)
 
 
+@pytest.mark.parametrize("data", ["icd", "news"])
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (2, 3)])
+@pytest.mark.parametrize("sublinear_tf", [False, True])
+def test_word_windows_equal_scikit_learn(request, data, ngram_range, sublinear_tf):
+    train, test = request.getfixturevalue(data)
+    vectorizer = TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=sublinear_tf).fit(train)
+    block = assert_transforms_like(vectorizer, test, _WordWindows)
+    assert block.windows.min_texts > 1  # small batches take the analyser: both ways were compared above
+
+
 @pytest.mark.parametrize("settings", [dict(lowercase=False), dict(min_df=3, max_df=0.5), dict(max_features=500)])
 def test_other_fitted_vocabularies_equal_scikit_learn(icd, settings):
     train, test = icd
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), **settings).fit(train + ODD)
-    assert_transforms_like(vectorizer, test, _CharWbWindows)
+    for analyzer, kind in (("char_wb", _CharWbWindows), ("word", _WordWindows)):
+        vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=(1, 3), **settings).fit(train + ODD)
+        assert_transforms_like(vectorizer, test, kind)
 
 
 def test_the_default_featuriser_equals_scikit_learn_blocks(icd):
@@ -128,6 +139,9 @@ def test_batches_not_reproduced_take_the_analyser(icd):
     for batch in (test[:20] + ["\uffff\U0010ffff\ufdd0\uf8ff"], test[:20] + [b"fractur of femur"]):
         assert block.windows.keys(batch, block.n_features, np.int64) is None
         assert_same(block_matrix(block, batch), vectorizer.transform(batch))
+    words = _BlockTransformer(TfidfVectorizer(ngram_range=(1, 2)).fit(train))
+    batch = test[:20] + ["_0_1_2_3_ _9_8_7_6_ _5_0_5_0_"]
+    assert words.windows.keys(batch, words.n_features, np.int64) is None
 
 
 def test_large_alphabets_and_sorted_child_tables_stay_exact(icd, monkeypatch):
@@ -140,5 +154,6 @@ def test_large_alphabets_and_sorted_child_tables_stay_exact(icd, monkeypatch):
     dense = assert_transforms_like(vectorizer, test + cjk[500:], _CharWbWindows)
     assert {child.dtype for child in dense.windows.trie.children} == {np.dtype(np.int32), np.dtype(np.int64)}
     monkeypatch.setattr(ktt.features, "DENSE_CHILDREN", 0)
-    block = assert_transforms_like(vectorizer, test + cjk[500:], _CharWbWindows)
-    assert all(child.dtype == np.int64 for child in block.windows.trie.children)
+    for fitted, kind in ((vectorizer, _CharWbWindows), (TfidfVectorizer(ngram_range=(1, 3)).fit(train), _WordWindows)):
+        block = assert_transforms_like(fitted, test + cjk[500:], kind)
+        assert all(child.dtype == np.int64 for child in block.windows.trie.children)

@@ -17,7 +17,7 @@ n-grams, vocabulary, idf and l2 norm give the same values (tests compare them),
 without scikit-learn's per-call validation, which costs more than the
 arithmetic for a single text. The n-grams of a batch are not built text by
 text with scikit-learn's Python analyser: the whole batch is one array of
-symbols (characters for ``char_wb``), and a trie of
+symbols (characters for ``char_wb``, words for word n-grams), and a trie of
 the vocabulary walked with numpy finds every window that is a term
 (:class:`_Windows`); configurations it does not reproduce exactly keep the
 analyser.
@@ -25,6 +25,8 @@ analyser.
 
 from __future__ import annotations
 
+import re
+from itertools import chain, repeat
 from typing import Sequence
 
 import numpy as np
@@ -234,8 +236,8 @@ class _BlockTransformer:
     The same n-grams, vocabulary lookup, term-frequency rule, idf product and l2
     norm as ``TfidfVectorizer.transform``, in that order, so values agree to the
     last bits that floating-point summation order allows. The n-grams of a batch
-    come from :class:`_CharWbWindows` when it reproduces the vectorizer's
-    analyser, else from the analyser itself, text by text.
+    come from :class:`_WordWindows` or :class:`_CharWbWindows` when one reproduces
+    the vectorizer's analyser, else from the analyser itself, text by text.
     """
 
     def __init__(self, vectorizer: TfidfVectorizer):
@@ -245,7 +247,8 @@ class _BlockTransformer:
         self.sublinear = bool(vectorizer.sublinear_tf)
         self.norm = vectorizer.norm
         self.n_features = len(self.vocabulary)
-        self.windows = _CharWbWindows(vectorizer) if _CharWbWindows.reproduces(vectorizer) else None
+        self.windows = next((kind(vectorizer) for kind in (_WordWindows, _CharWbWindows)
+                             if kind.reproduces(vectorizer)), None)
 
     def entries(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, columns, values)`` of the block's non-zero entries, sorted by row then column."""
@@ -470,3 +473,44 @@ class _CharWbWindows(_Windows):
         symbols[at - 1] = symbols[at + 1] = self.unknown  # its padding: a 1-gram " " when low is 1
         return symbols, parts
 
+
+class _WordWindows(_Windows):
+    """scikit-learn's word n-grams (default token pattern) as windows of words.
+
+    The analyser lower-cases a text, takes the matches of ``\\b\\w\\w+\\b`` and
+    emits its n-grams, the tokens joined by one space: the windows of the tokens
+    that are terms split at spaces (no token holds one). The pattern finds the
+    same tokens in a text alone and between the separators of a batch.
+    """
+
+    TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+    min_texts = 8  # a few words per text: numpy's per-call cost is the analyser's below that
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.lowercase = bool(vectorizer.lowercase)
+        self.tokens = re.compile(self.TOKEN_PATTERN).findall
+        terms = [term.split(" ") for term in vectorizer.vocabulary_]
+        self.word = {word: i for i, word in enumerate(dict.fromkeys(chain.from_iterable(terms)))}
+        # Separators: digits and underscores, which lower-casing neither makes nor changes.
+        self.separators = [s for s in ("_0_1_2_3_", "_9_8_7_6_", "_5_0_5_0_") if s not in self.word]
+        self.unknown = len(self.word)
+        symbols = np.fromiter((self.word[w] for words in terms for w in words), dtype=np.int64)
+        lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+        columns = np.fromiter(vectorizer.vocabulary_.values(), dtype=np.int64, count=len(terms))
+        self.trie = _Trie(symbols, lengths, columns, len(self.word) + 1)
+
+    @classmethod
+    def reproduces(cls, vectorizer: TfidfVectorizer) -> bool:
+        """Whether the vectorizer's analyser is the word one this class reproduces."""
+        return (vectorizer.analyzer == "word" and vectorizer.token_pattern == cls.TOKEN_PATTERN
+                and vectorizer.tokenizer is None and vectorizer.stop_words is None
+                and vectorizer.preprocessor is None and not vectorizer.strip_accents
+                and vectorizer.input == "content" and not vectorizer.fixed_vocabulary_
+                and len(vectorizer.vocabulary_) > 0)
+
+    def symbols(self, text: str, separator: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        tokens = self.tokens(text.lower() if self.lowercase else text)
+        symbols = np.fromiter(map(self.word.get, tokens, repeat(self.unknown)), dtype=np.int32, count=len(tokens))
+        if separator is None:
+            return symbols, None
+        return symbols, np.fromiter(map(separator.__eq__, tokens), dtype=bool, count=len(tokens))
