@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows += measure("tfidf_hsgd predict_path", {"windows": model.predict_path, "analyser": slow_model.predict_path},
                         batch, singles, args.repeat)
 
-    print("\n| what | texts | windows texts/s (cpu) | / analyser (cpu, wall) | / sklearn (cpu, wall) |\n|---|---|---|---|---|")
+    print("\n| what | texts | windows texts/s (cpu) | / analyser (cpu, wall) | / sklearn (cpu, wall) |\n"
+          "|---|---|---|---|---|")
     for r in rows:
         sklearn = (f"{r['windows_over_sklearn_cpu']:.1f}x, {r['windows_over_sklearn_wall']:.1f}x"
                    if "windows_over_sklearn_cpu" in r else "")
