@@ -13,13 +13,20 @@ every consumer of a model (the ONNX graph, the BentoML service, the pyfunc
 model, batch scoring) on one input, the preprocessed text.
 
 Transforming is ktt's own code, not ``TfidfVectorizer.transform``: the same
-analyser, vocabulary, idf and l2 norm give the same values (a test compares
-them), without scikit-learn's per-call validation, which costs more than the
-arithmetic for a single text.
+n-grams, vocabulary, idf and l2 norm give the same values (tests compare them),
+without scikit-learn's per-call validation, which costs more than the
+arithmetic for a single text. The n-grams of a batch are not built text by
+text with scikit-learn's Python analyser: the whole batch is one array of
+symbols (characters for ``char_wb``, words for word n-grams), and a trie of
+the vocabulary walked with numpy finds every window that is a term
+(:class:`_Windows`); configurations it does not reproduce exactly keep the
+analyser.
 """
 
 from __future__ import annotations
 
+import re
+from itertools import chain, repeat
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +36,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ktt.errors import KttError
 
+_INT32_MAX = np.iinfo(np.int32).max
 #: ``char_ngrams="auto"``: the character n-grams used for short texts.
 AUTO_CHAR_NGRAMS = (2, 5)
 #: ``char_ngrams="auto"``: texts up to this median length (characters, preprocessed) get character n-grams.
@@ -143,18 +151,27 @@ class TfidfFeatures(BaseEstimator):
         if self._transformers is None:
             self._transformers = [_BlockTransformer(v) for v in self.vectorizers_]
         texts = texts if isinstance(texts, list) else list(texts)
-        parts, offset = [], 0
-        for block in self._transformers:
-            rows, indices, data = block.entries(texts)
-            parts.append((rows, indices + offset, data))
-            offset += block.n_features
-        rows, indices, data = (np.concatenate(p) for p in zip(*parts)) if len(parts) > 1 else parts[0]
-        if len(parts) > 1 and len(texts) > 1:  # blocks one after the other in each row: a stable sort by row
-            order = np.argsort(rows, kind="stable")
-            rows, indices, data = rows[order], indices[order], data[order]
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
-        return canonical_csr(data, indices, indptr, (len(texts), self.n_features_))
+        n = len(texts)
+        parts = [block.entries(texts) for block in self._transformers]
+        offsets = np.cumsum([0] + [block.n_features for block in self._transformers])
+        if n == 1:  # one row: the blocks one after the other
+            indices = np.concatenate([columns + offset for (_, columns, _), offset in zip(parts, offsets)])
+            data = np.concatenate([values for _, _, values in parts])
+            return canonical_csr(data, indices, np.array([0, len(data)]), (1, self.n_features_))
+        counts = [np.bincount(rows, minlength=n) for rows, _, _ in parts]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.sum(counts, axis=0), out=indptr[1:])
+        # Each row holds the blocks one after the other: every entry's place, without sorting.
+        indices = np.empty(indptr[-1], dtype=np.int64)
+        data = np.empty(indptr[-1], dtype=np.float64)
+        start = indptr[:-1].copy()
+        for (rows, columns, values), count, offset in zip(parts, counts, offsets):
+            block_start = np.cumsum(count) - count
+            at = np.arange(len(rows)) + (start - block_start)[rows]
+            indices[at] = columns + offset
+            data[at] = values
+            start += count
+        return canonical_csr(data, indices, indptr, (n, self.n_features_))
 
     def word_columns(self, features: sparse.csr_matrix) -> sparse.csr_matrix:
         """The word block of a matrix from :meth:`transform` (its first ``n_word_features_`` columns)."""
@@ -181,7 +198,7 @@ def canonical_csr(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, sha
     :meth:`TfidfFeatures.transform`, which builds them canonical, so the matrix is
     assembled directly (indices and indptr in one index type, as scipy requires).
     """
-    index_type = np.int32 if max(shape[1], len(data)) < np.iinfo(np.int32).max else np.int64
+    index_type = np.int32 if max(shape[1], len(data)) < _INT32_MAX else np.int64
     matrix = sparse.csr_matrix.__new__(sparse.csr_matrix)
     matrix.data = np.asarray(data, dtype=np.float64)
     matrix.indices = np.asarray(indices, dtype=index_type)
@@ -216,9 +233,11 @@ def _hstack(matrices: list) -> sparse.csr_matrix:
 class _BlockTransformer:
     """A fitted TfidfVectorizer's transform, without scikit-learn's per-call overhead.
 
-    The same analyser, vocabulary lookup, term-frequency rule, idf product and l2
+    The same n-grams, vocabulary lookup, term-frequency rule, idf product and l2
     norm as ``TfidfVectorizer.transform``, in that order, so values agree to the
-    last bits that floating-point summation order allows.
+    last bits that floating-point summation order allows. The n-grams of a batch
+    come from :class:`_WordWindows` or :class:`_CharWbWindows` when one reproduces
+    the vectorizer's analyser, else from the analyser itself, text by text.
     """
 
     def __init__(self, vectorizer: TfidfVectorizer):
@@ -228,9 +247,32 @@ class _BlockTransformer:
         self.sublinear = bool(vectorizer.sublinear_tf)
         self.norm = vectorizer.norm
         self.n_features = len(self.vocabulary)
+        self.windows = next((kind(vectorizer) for kind in (_WordWindows, _CharWbWindows)
+                             if kind.reproduces(vectorizer)), None)
 
     def entries(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(rows, columns, values)`` of the block's non-zero entries, sorted by row then column."""
+        # (row, column) keys of the whole batch, in 32 bits when they fit (half the sorting), counted.
+        dtype = np.int32 if len(texts) * self.n_features <= _INT32_MAX else np.int64
+        windows = self.windows if self.windows is not None and len(texts) >= self.windows.min_texts else None
+        keys = windows.keys(texts, self.n_features, dtype) if windows is not None else None
+        if keys is None:
+            keys = self._analysed(texts, dtype)
+        keys, counts = _counted(keys)
+        rows, indices = np.divmod(keys, self.n_features)
+        data = counts.astype(np.float64)
+        if self.sublinear:  # 1 + log(1) is 1: the logarithm of repeated terms only
+            repeated = (counts > 1).nonzero()[0]
+            data[repeated] = np.log(data[repeated]) + 1.0
+        data *= self.idf[indices]
+        if self.norm == "l2":
+            norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
+            norms[norms == 0.0] = 1.0
+            data /= norms[rows]
+        return rows, indices, data
+
+    def _analysed(self, texts: list[str], dtype) -> np.ndarray:
+        """``row * n_features + column`` of every n-gram of the vectorizer's analyser found in the vocabulary."""
         lookup, analyze = self.vocabulary.get, self.analyze
         lengths = np.zeros(len(texts), dtype=np.int64)
         columns: list[int] = []
@@ -238,19 +280,237 @@ class _BlockTransformer:
             before = len(columns)
             columns.extend(i for i in map(lookup, analyze(text)) if i is not None)
             lengths[row] = len(columns) - before
-        # One sort for the whole batch: (row, column) keys, counted.
-        keys = np.asarray(columns, dtype=np.int64)
+        keys = np.asarray(columns, dtype=dtype)
         if len(texts) > 1:
-            keys += np.repeat(np.arange(len(texts), dtype=np.int64) * self.n_features, lengths)
-        keys, counts = np.unique(keys, return_counts=True)
-        rows, indices = np.divmod(keys, self.n_features)
-        data = counts.astype(np.float64)
-        if self.sublinear:
-            np.log(data, out=data)
-            data += 1.0
-        data *= self.idf[indices]
-        if self.norm == "l2":
-            norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
-            norms[norms == 0.0] = 1.0
-            data /= norms[rows]
-        return rows, indices, data
+            keys += np.repeat(np.arange(len(texts), dtype=dtype) * self.n_features, lengths)
+        return keys
+
+
+def _counted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, sorted, and how often each occurs: ``np.unique(keys, return_counts=True)``
+    without its overhead (half its time on a batch of a million keys). Sorts ``keys`` in place."""
+    keys.sort()
+    bounds = np.empty(len(keys) + 1, dtype=bool)  # where a run of equal keys starts, and the end
+    bounds[0] = bounds[-1] = True
+    np.not_equal(keys[1:], keys[:-1], out=bounds[1:-1])
+    bounds = bounds.nonzero()[0]
+    return keys[bounds[:-1]], bounds[1:] - bounds[:-1]
+
+
+#: A trie level's child table is a dense array up to this many entries (16 MB of int32), else sorted keys.
+DENSE_CHILDREN = 1 << 22
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` (lone surrogates included, as scikit-learn's analyser sees them)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+class _Trie:
+    """Every window of a symbol sequence that is a vocabulary term, found with numpy.
+
+    Level ``d`` numbers the distinct ``d``-symbol prefixes of the terms from 1
+    (0: no term starts so; the root is 1). The node reached from node ``p`` by
+    symbol ``s`` is ``children[d][p * width + s]``: a dense array while it has at
+    most :data:`DENSE_CHILDREN` entries, else the sorted keys ``p * width + s``,
+    searched (a node is its key's position plus one). Every walk is exact: no
+    hashing, no key width limit.
+
+    Parameters
+    ----------
+    symbols : ndarray of int
+        The terms' symbols (``0 .. width - 2``), one term after the other.
+    lengths : ndarray of int
+        Symbols of each term (at least one).
+    columns : ndarray of int
+        Each term's column.
+    width : int
+        Symbols, plus one that no term holds (unknown characters, separators).
+    """
+
+    def __init__(self, symbols: np.ndarray, lengths: np.ndarray, columns: np.ndarray, width: int):
+        self.width = width
+        self.children: list[np.ndarray] = []
+        self.columns: list[np.ndarray | None] = []  # per level: the column of each node, -1 for a mere prefix
+        starts = np.cumsum(lengths) - lengths
+        node, n_nodes = np.ones(len(lengths), dtype=np.int64), 1
+        for depth in range(1, int(lengths.max(initial=0)) + 1):
+            deep = np.flatnonzero(lengths >= depth)
+            keys, inverse = np.unique(node[deep] * width + symbols[starts[deep] + depth - 1], return_inverse=True)
+            node = np.zeros(len(lengths), dtype=np.int64)
+            node[deep] = inverse + 1
+            if (n_nodes + 1) * width <= DENSE_CHILDREN:
+                child = np.zeros((n_nodes + 1) * width, dtype=np.int32)
+                child[keys] = np.arange(1, len(keys) + 1)
+                self.children.append(child)
+            else:
+                self.children.append(keys)
+            ends = lengths == depth
+            column = None
+            if ends.any():
+                column = np.full(len(keys) + 1, -1, dtype=np.int32)
+                column[node[ends]] = columns[ends]
+            self.columns.append(column)
+            n_nodes = len(keys)
+
+    def find(self, symbols: np.ndarray, base: np.ndarray | None) -> np.ndarray:
+        """``base[p] + column`` for every window ``symbols[p:p + d]`` that is a term (of that column);
+        the columns alone without ``base``."""
+        found_keys, node = [], symbols
+        for depth, (child, column) in enumerate(zip(self.children, self.columns), start=1):
+            if len(symbols) < depth:
+                break
+            if depth == 1:
+                keys = symbols + self.width  # the root is node 1
+            elif child.dtype == np.int32:  # dense: keys below DENSE_CHILDREN
+                keys = node[:-1] * self.width + symbols[depth - 1:]
+            else:
+                keys = node[:-1].astype(np.int64) * self.width + symbols[depth - 1:]
+            if child.dtype == np.int32:
+                node = child[keys]
+            else:
+                at = np.minimum(np.searchsorted(child, keys), len(child) - 1)
+                node = np.where(child[at] == keys, at + 1, 0)
+            if column is not None:
+                found = column[node]
+                hit = (found >= 0).nonzero()[0]
+                found_keys.append(found[hit] if base is None else base[hit] + found[hit])
+        if not found_keys:
+            return np.zeros(0, dtype=np.int32 if base is None else base.dtype)
+        return np.concatenate(found_keys)
+
+
+class _Windows:
+    """The n-grams of a whole batch that are vocabulary terms, found with numpy.
+
+    A subclass turns one text into symbols (characters, or words) whose windows
+    that are terms are exactly the analyser's n-grams found in the vocabulary;
+    the texts of a batch become one text, parted by a separator that no text and
+    no term holds, with whitespace around it (so no word, and no lower-casing
+    context such as a final sigma, crosses two texts).
+
+    Attributes
+    ----------
+    trie : _Trie
+        The vocabulary's terms as symbols.
+    separators : list of str
+        Candidate separators, the first one that no text of a batch holds is used.
+    min_texts : int
+        Smaller batches take the analyser, which costs less there.
+    """
+
+    trie: _Trie
+    separators: list[str]
+    min_texts = 1
+
+    def keys(self, texts: list[str], n_features: int, dtype) -> np.ndarray | None:
+        """``row * n_features + column`` (of ``dtype``) of every n-gram of the texts that is a term.
+
+        None when a text is not a str (the analyser decodes bytes, rejects NaN)
+        or a batch holds every separator: the caller analyses those texts itself.
+        """
+        if not all(isinstance(text, str) for text in texts):
+            return None
+        if len(texts) == 1:
+            return self.trie.find(self.symbols(texts[0], None)[0], None).astype(dtype, copy=False)
+        separator = next((s for s in self.separators if not any(s in text for text in texts)), None)
+        if separator is None:
+            return None
+        symbols, parts = self.symbols(f"\n{separator}\n".join(texts), separator)
+        rows = np.cumsum(parts, dtype=dtype)
+        rows *= n_features
+        return self.trie.find(symbols, rows)
+
+    def symbols(self, text: str, separator: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The symbols of ``text`` and where they are ``separator`` (None without one)."""
+        raise NotImplementedError
+
+
+class _CharWbWindows(_Windows):
+    """scikit-learn's ``char_wb`` n-grams as windows of characters.
+
+    The analyser lower-cases a text, splits it at whitespace (collapsing runs of
+    it first changes nothing there), pads each word ``w`` to ``" w "`` and emits
+    its n-grams of ``low`` to ``high`` characters, except that a padded word of at
+    most ``n`` characters is emitted once, whole, and no longer n-gram of it. Of
+    a fitted vocabulary's terms, those shorter than ``low`` are whole padded
+    words, and a window that starts and ends with the padding is a whole padded
+    word: so the emitted n-grams that are terms are exactly the windows of
+    ``" w1  w2  ... "`` that are terms (a window across two words holds two
+    spaces, which no term does).
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.lowercase = bool(vectorizer.lowercase)
+        terms = list(vectorizer.vocabulary_)
+        points = _code_points("".join(terms))
+        alphabet = np.unique(points)
+        # Code point -> symbol: 0 .. A - 1 for the terms' characters, A (no term's) for any other.
+        self.unknown = len(alphabet)
+        self.symbol = np.full(int(alphabet[-1]) + 2, self.unknown, dtype=np.int32)
+        self.symbol[alphabet] = np.arange(len(alphabet))
+        # Unicode noncharacters, then private use: no lower-casing makes them.
+        self.separators = [chr(c) for c in (0xFFFF, 0x10FFFF, 0xFDD0, 0xF8FF) if c not in set(alphabet.tolist())]
+        lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+        columns = np.fromiter(vectorizer.vocabulary_.values(), dtype=np.int64, count=len(terms))
+        self.trie = _Trie(self.symbol[points], lengths, columns, len(alphabet) + 1)
+
+    @staticmethod
+    def reproduces(vectorizer: TfidfVectorizer) -> bool:
+        """Whether the vectorizer's analyser is the ``char_wb`` one this class reproduces."""
+        return (vectorizer.analyzer == "char_wb" and vectorizer.preprocessor is None and not vectorizer.strip_accents
+                and vectorizer.input == "content" and not vectorizer.fixed_vocabulary_
+                and len(vectorizer.vocabulary_) > 0)
+
+    def symbols(self, text: str, separator: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        words = (text.lower() if self.lowercase else text).split()
+        points = _code_points(f" {'  '.join(words)} " if words else "")
+        symbols = self.symbol[np.minimum(points, len(self.symbol) - 1)]
+        if separator is None:
+            return symbols, None
+        parts = points == ord(separator)
+        at = np.flatnonzero(parts)
+        symbols[at - 1] = symbols[at + 1] = self.unknown  # its padding: a 1-gram " " when low is 1
+        return symbols, parts
+
+
+class _WordWindows(_Windows):
+    """scikit-learn's word n-grams (default token pattern) as windows of words.
+
+    The analyser lower-cases a text, takes the matches of ``\\b\\w\\w+\\b`` and
+    emits its n-grams, the tokens joined by one space: the windows of the tokens
+    that are terms split at spaces (no token holds one). The pattern finds the
+    same tokens in a text alone and between the separators of a batch.
+    """
+
+    TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+    min_texts = 8  # a few words per text: numpy's per-call cost is the analyser's below that
+
+    def __init__(self, vectorizer: TfidfVectorizer):
+        self.lowercase = bool(vectorizer.lowercase)
+        self.tokens = re.compile(self.TOKEN_PATTERN).findall
+        terms = [term.split(" ") for term in vectorizer.vocabulary_]
+        self.word = {word: i for i, word in enumerate(dict.fromkeys(chain.from_iterable(terms)))}
+        # Separators: digits and underscores, which lower-casing neither makes nor changes.
+        self.separators = [s for s in ("_0_1_2_3_", "_9_8_7_6_", "_5_0_5_0_") if s not in self.word]
+        self.unknown = len(self.word)
+        symbols = np.fromiter((self.word[w] for words in terms for w in words), dtype=np.int64)
+        lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+        columns = np.fromiter(vectorizer.vocabulary_.values(), dtype=np.int64, count=len(terms))
+        self.trie = _Trie(symbols, lengths, columns, len(self.word) + 1)
+
+    @classmethod
+    def reproduces(cls, vectorizer: TfidfVectorizer) -> bool:
+        """Whether the vectorizer's analyser is the word one this class reproduces."""
+        return (vectorizer.analyzer == "word" and vectorizer.token_pattern == cls.TOKEN_PATTERN
+                and vectorizer.tokenizer is None and vectorizer.stop_words is None
+                and vectorizer.preprocessor is None and not vectorizer.strip_accents
+                and vectorizer.input == "content" and not vectorizer.fixed_vocabulary_
+                and len(vectorizer.vocabulary_) > 0)
+
+    def symbols(self, text: str, separator: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+        tokens = self.tokens(text.lower() if self.lowercase else text)
+        symbols = np.fromiter(map(self.word.get, tokens, repeat(self.unknown)), dtype=np.int32, count=len(tokens))
+        if separator is None:
+            return symbols, None
+        return symbols, np.fromiter(map(separator.__eq__, tokens), dtype=bool, count=len(tokens))

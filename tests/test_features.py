@@ -1,0 +1,159 @@
+"""ktt's vectorised n-grams give scikit-learn's ``TfidfVectorizer.transform`` values, bit for bit.
+
+:class:`ktt.features._BlockTransformer` finds the n-grams of a whole batch with
+a trie walked by numpy (``_CharWbWindows``, ``_WordWindows``) instead of
+scikit-learn's analyser text by text. These tests compare its matrices with
+``TfidfVectorizer.transform`` on real data (preprocessed ICD-10-CM descriptions,
+raw 20 newsgroups posts) and on texts made to break it, for several n-gram
+ranges, and check that every configuration or batch it does not reproduce
+takes the analyser and still gives the same values.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+import ktt.features
+from conftest import shared_data
+from ktt.features import TfidfFeatures, _BlockTransformer, _CharWbWindows, _WordWindows
+
+#: Texts made to break a vectorised analyser: empty and blank texts, words of every length around the
+#: n-gram sizes, runs of exotic whitespace, accents, combining marks, CJK, emoji and other characters
+#: outside the BMP, a lone surrogate, lower-casing that changes length (İ) or depends on context (final
+#: sigma), characters never seen in training, a very long word, and the batch separators themselves.
+ODD = [
+    "", " ", "   \t\n  \r\n", "a", "a b c d", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh",
+    "ab  cd\t\tef\n\ngh", "  leading and trailing  ", "a\u3000b\x1cc\x1dd\x1ee\x1ff\x85g\xa0h\u2028i\u2003j",
+    "ÉCOLE Café NAÏVE façade", "e\u0301te\u0301 n\u0303o", "日本語のテキスト 中文 한국어", "😀 smile 😀x 🧬🧬🧬",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𐍈 \U0010fffd", "ΟΔΟΣ ΑΣ\nΒΣ Σ σς", "İstanbul İİ DİYARBAKIR", "ﬁne ẞ ǅ ǈ", "\ud800 lone \udfff",
+    "zzzqqq ☃☃ ⌘⌘ ≠≠", "x" * 3000, "fractur " * 50, "\uffff \U0010ffff \ufdd0 \uf8ff", "_0_1_2_3_ fractur",
+    "_0_1_2_3_ _9_8_7_6_ _5_0_5_0_ left", "A\u0130\u03a3", "KELVIN \u212a", "tab\tsep\tvalues",
+]
+#: Seen in training, so that the vocabulary holds non-ASCII characters.
+TRAIN_ODD = ["ÉCOLE Café naïve", "日本語 テキスト 中文", "😀 smile", "𝔘𝔫𝔦", "e\u0301te\u0301", "ΟΔΟΣ Σ", "İstanbul"]
+
+
+@pytest.fixture(scope="module")
+def icd():
+    """(train, test) preprocessed ICD-10-CM descriptions: 3,000 and 1,500 rows."""
+    from ktt.preprocess import preprocess
+
+    frame = pd.read_csv(shared_data("icd10cm", "icd10cm.csv")).sample(n=4500, random_state=3)
+    texts = preprocess(frame["text"].tolist())
+    return texts[:3000] + TRAIN_ODD, texts[3000:]
+
+
+@pytest.fixture(scope="module")
+def news():
+    """(train, test) raw 20 newsgroups posts: long, mixed case, every kind of whitespace and punctuation."""
+    train = pd.read_parquet(shared_data("20newsgroups", "train.parquet"), columns=["text"])["text"]
+    test = pd.read_parquet(shared_data("20newsgroups", "test.parquet"), columns=["text"])["text"]
+    return train.sample(n=200, random_state=0).tolist() + TRAIN_ODD, test.sample(n=150, random_state=0).tolist()
+
+
+def block_matrix(block: _BlockTransformer, texts: list) -> sparse.csr_matrix:
+    rows, columns, values = block.entries(texts)
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+    assert np.all(np.diff(rows) >= 0)
+    return sparse.csr_matrix((values, columns, indptr), shape=(len(texts), block.n_features))
+
+
+def assert_same(ours: sparse.csr_matrix, expected: sparse.csr_matrix):
+    """The same CSR arrays: scikit-learn's matrix has sorted indices, and the values agree bit for bit."""
+    expected.sort_indices()
+    np.testing.assert_array_equal(ours.indptr, expected.indptr)
+    np.testing.assert_array_equal(ours.indices, expected.indices)
+    np.testing.assert_array_equal(ours.data, expected.data)
+
+
+def assert_transforms_like(vectorizer: TfidfVectorizer, texts: list, kind=None):
+    block = _BlockTransformer(vectorizer)
+    assert type(block.windows) is kind if kind else block.windows is None
+    for batch in [texts, texts[:2], texts[:1], ODD, ODD[:1], ODD[-5:]] + [[text] for text in ODD[:12]]:
+        assert_same(block_matrix(block, batch), vectorizer.transform(batch))
+    return block
+
+
+@pytest.mark.parametrize("data", ["icd", "news"])
+@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (3, 6)])
+@pytest.mark.parametrize("sublinear_tf", [False, True])
+def test_char_wb_windows_equal_scikit_learn(request, data, ngram_range, sublinear_tf):
+    train, test = request.getfixturevalue(data)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=ngram_range, sublinear_tf=sublinear_tf).fit(train)
+    assert_transforms_like(vectorizer, test, _CharWbWindows)
+
+
+@pytest.mark.parametrize("data", ["icd", "news"])
+@pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (2, 3)])
+@pytest.mark.parametrize("sublinear_tf", [False, True])
+def test_word_windows_equal_scikit_learn(request, data, ngram_range, sublinear_tf):
+    train, test = request.getfixturevalue(data)
+    vectorizer = TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=sublinear_tf).fit(train)
+    block = assert_transforms_like(vectorizer, test, _WordWindows)
+    assert block.windows.min_texts > 1  # small batches take the analyser: both ways were compared above
+
+
+@pytest.mark.parametrize("settings", [dict(lowercase=False), dict(min_df=3, max_df=0.5), dict(max_features=500)])
+def test_other_fitted_vocabularies_equal_scikit_learn(icd, settings):
+    train, test = icd
+    for analyzer, kind in (("char_wb", _CharWbWindows), ("word", _WordWindows)):
+        vectorizer = TfidfVectorizer(analyzer=analyzer, ngram_range=(1, 3), **settings).fit(train + ODD)
+        assert_transforms_like(vectorizer, test, kind)
+
+
+def test_the_default_featuriser_equals_scikit_learn_blocks(icd):
+    train, test = icd
+    features = TfidfFeatures(word_ngrams=2, char_ngrams=(2, 5), sublinear_tf=True)
+    features.fit_transform(train)
+    for batch in (test + ODD, ODD, ["", "fractur"], [""], test[:1]):
+        ours = features.transform(batch)
+        ours.check_format(full_check=True)
+        assert_same(ours, sparse.hstack([v.transform(batch) for v in features.vectorizers_], format="csr"))
+    restored = pickle.loads(pickle.dumps(features))
+    assert restored._transformers is None  # the tries are rebuilt on first use, never pickled
+    assert_same(restored.transform(test), features.transform(test))
+
+
+@pytest.mark.parametrize("settings", [dict(analyzer="char_wb", strip_accents="unicode"),
+                                      dict(analyzer="char_wb", preprocessor=str.upper),
+                                      dict(analyzer="char", ngram_range=(2, 4)),
+                                      dict(stop_words=["of", "the"]), dict(token_pattern=r"(?u)\b\w+\b"),
+                                      dict(analyzer="char_wb", ngram_range=(2, 4), vocabulary=["ab", " a", "fra"])])
+def test_configurations_not_reproduced_take_the_analyser(icd, settings):
+    train, test = icd
+    assert_transforms_like(TfidfVectorizer(**settings).fit(train), test)
+
+
+def test_batches_not_reproduced_take_the_analyser(icd):
+    train, test = icd
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)).fit(train)
+    block = _BlockTransformer(vectorizer)
+    # Every separator in the batch, bytes (decoded by the analyser): no windows, the analyser's values.
+    for batch in (test[:20] + ["\uffff\U0010ffff\ufdd0\uf8ff"], test[:20] + [b"fractur of femur"]):
+        assert block.windows.keys(batch, block.n_features, np.int64) is None
+        assert_same(block_matrix(block, batch), vectorizer.transform(batch))
+    words = _BlockTransformer(TfidfVectorizer(ngram_range=(1, 2)).fit(train))
+    batch = test[:20] + ["_0_1_2_3_ _9_8_7_6_ _5_0_5_0_"]
+    assert words.windows.keys(batch, words.n_features, np.int64) is None
+
+
+def test_large_alphabets_and_sorted_child_tables_stay_exact(icd, monkeypatch):
+    """3,000 distinct characters and 6-grams: keys ``(A + 1) ** 6`` would overflow 64 bits, trie nodes do not
+    (the first level is dense, the next ones too large to be); with every level sorted, the same values."""
+    train, test = icd
+    rng = np.random.default_rng(0)
+    cjk = [" ".join("".join(chr(0x4E00 + c) for c in rng.integers(0, 3000, 7)) for _ in range(6)) for _ in range(600)]
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 6)).fit(train + cjk[:500])
+    dense = assert_transforms_like(vectorizer, test + cjk[500:], _CharWbWindows)
+    assert {child.dtype for child in dense.windows.trie.children} == {np.dtype(np.int32), np.dtype(np.int64)}
+    monkeypatch.setattr(ktt.features, "DENSE_CHILDREN", 0)
+    for fitted, kind in ((vectorizer, _CharWbWindows), (TfidfVectorizer(ngram_range=(1, 3)).fit(train), _WordWindows)):
+        block = assert_transforms_like(fitted, test + cjk[500:], kind)
+        assert all(child.dtype == np.int64 for child in block.windows.trie.children)
