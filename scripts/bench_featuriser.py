@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from ktt.features import TfidfFeatures
     from ktt.hierarchy import Hierarchy
     from ktt.preprocess import preprocess
-    from models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
 
     frame = pd.read_parquet(args.data).sample(frac=1.0, random_state=0)
     frame = frame.iloc[: args.batch + args.train]

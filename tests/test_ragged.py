@@ -269,8 +269,8 @@ def test_blend_fits_no_flat_classifier_over_too_many_leaves_and_texts(fitted_rag
 
 def test_scoring_in_row_chunks_changes_no_score_path_or_calibration(fitted_ragged, monkeypatch):
     from ktt import chunks
-    from models.tfidf_hsgd import TfidfHSGD
-    from models.tfidf_lsgd import TfidfLSGD
+    from ktt_models.tfidf_hsgd import TfidfHSGD
+    from ktt_models.tfidf_lsgd import TfidfLSGD
 
     model, train, val, test = fitted_ragged
     hierarchy = model.hierarchy
