@@ -149,15 +149,6 @@ def test_data_aware_defaults_follow_the_training_texts():
     assert resolve_char_ngrams("auto", ["x" * AUTO_CHAR_MAX_LENGTH] * 3) == (2, 5)
     assert resolve_char_ngrams([3, 4], long) == (3, 4) and resolve_char_ngrams(None, short) is None
     assert [auto_min_df(n) for n in (10, 99_999, 100_000, 250_000)] == [1, 1, 1, 2]
-    assert [auto_min_df(n, long=True) for n in (10, 99_999, 250_000, 350_000)] == [2, 2, 2, 3]
-    from ktt.data.loaders import Loader
-
-    posts = [" ".join(f"{topic} term{i} word{(i * 7) % 50}" for i in range(row, row + 40))
-             for row, topic in enumerate(["ball", "chip"] * 10)]
-    labels = np.array(["Sport", "Tech"] * 10)
-    for texts, expected in ((posts, 2), ([p[:40] for p in posts], 1)):
-        model = TfidfLSGD(label_names=False).fit(Loader(texts, labels))
-        assert model.fitted_settings()["min_df"] == expected
     features = TfidfFeatures(char_ngrams="auto")
     features.fit_transform(short + ["green tea leaves"] * 10)
     assert features.char_ngrams_ == (2, 5) and len(features.vectorizers_) == 2

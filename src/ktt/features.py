@@ -46,18 +46,13 @@ AUTO_CHAR_NGRAMS = (2, 5)
 AUTO_CHAR_MAX_LENGTH = 300
 
 
-def long_texts(texts: Sequence[str]) -> bool:
-    """Whether the median text is longer than :data:`AUTO_CHAR_MAX_LENGTH` characters (documents, not titles)."""
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    return bool(len(lengths)) and float(np.median(lengths)) > AUTO_CHAR_MAX_LENGTH
-
-
 def resolve_char_ngrams(char_ngrams, texts: Sequence[str]) -> tuple[int, int] | None:
-    """``char_ngrams`` with ``"auto"`` decided from the texts' median length (:func:`long_texts`)."""
+    """``char_ngrams`` with ``"auto"`` decided from the texts' median length."""
     if char_ngrams == "off":  # a string for null, where a value must be one (Hydra's choice() takes no null)
         return None
     if char_ngrams == "auto":
-        return AUTO_CHAR_NGRAMS if len(texts) and not long_texts(texts) else None
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        return AUTO_CHAR_NGRAMS if len(lengths) and np.median(lengths) <= AUTO_CHAR_MAX_LENGTH else None
     return tuple(int(n) for n in char_ngrams) if char_ngrams else None
 
 

@@ -23,7 +23,7 @@ from joblib import effective_n_jobs
 from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.errors import KttError
-from ktt.features import TfidfFeatures, check_min_df, long_texts
+from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
 from ktt.label_names import with_label_names
 from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
@@ -39,20 +39,14 @@ log = logging.getLogger(__name__)
 AUTO_MIN_DF_ROWS = 100_000
 
 
-def auto_min_df(n_texts: int, long: bool = False) -> int:
-    """The document-count threshold of ``min_df="auto"``: 1 per 100k texts, at least 1, or 2 for long texts.
+def auto_min_df(n_texts: int) -> int:
+    """The document-count threshold of ``min_df="auto"``: 1 below 100k texts, then 1 per 100k.
 
     Rare terms carry most of the signal in short texts (labels of codes,
-    product names), so small data keeps every term: a term seen once can be
-    the only clue to a rare class (measured: ``min_df=2`` costs 0.3 points on
-    ICD-10-CM and 1.5 on IPC titles). In long documents (``long``:
-    :func:`ktt.features.long_texts`, news posts) most terms seen in a single
-    training text are names, numbers and one-off word pairs: on 20 newsgroups
-    they are two thirds of the word 1-2 grams (0.89 M of 1.35 M),
-    and dropping them halves the fit at the same accuracy. Above 100k texts the
+    product names), so small data keeps every term; above 100k texts the
     threshold grows with the data to bound the vocabulary.
     """
-    return max(2 if long else 1, math.floor(n_texts / AUTO_MIN_DF_ROWS))
+    return max(1, math.floor(n_texts / AUTO_MIN_DF_ROWS))
 
 
 class TfidfLinearModel(SklearnModel):
@@ -74,7 +68,7 @@ class TfidfLinearModel(SklearnModel):
         Epochs (SGD) or solver iterations (liblinear).
     min_df : int, float or "auto"
         Minimum document count (int) or share (float in (0, 1]) of a word
-        n-gram; ``auto`` follows the number and length of the training texts (:func:`auto_min_df`).
+        n-gram; ``auto`` follows the number of training texts (:func:`auto_min_df`).
     word_ngrams : int
         Word n-grams of 1 to ``word_ngrams`` words.
     char_ngrams : list of two ints, "auto", "off" or None
@@ -219,7 +213,7 @@ class TfidfLinearModel(SklearnModel):
         return [t for t, k in zip(val.texts, known) if k], truth[known]
 
     def _fit_features(self, texts: Sequence[str]):
-        min_df = auto_min_df(len(texts), long_texts(texts)) if self.min_df == "auto" else self.min_df
+        min_df = auto_min_df(len(texts)) if self.min_df == "auto" else self.min_df
         self.features_ = TfidfFeatures(word_ngrams=self.word_ngrams, min_df=min_df,
                                        char_ngrams=self.char_ngrams,
                                        char_min_df=min_df, sublinear_tf=self.sublinear_tf)
