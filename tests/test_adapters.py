@@ -65,9 +65,14 @@ def test_bad_rows_are_dropped_and_counted(tmp_path, caplog):
     path = write(tmp_path, "csv", rows)
     with caplog.at_level("WARNING"):
         dataset = FlatFileAdapter(path=str(path), name="dirty").adapt(tmp_path / "cache")
-    assert dataset.meta["rows_dropped"] == {"empty or missing text": 2, "missing or empty label": 2}
+    assert dataset.meta["rows_dropped"] == {"empty or missing text": 2, "missing or empty label": 1,
+                                            "label path with an empty level": 1}
     assert sum(dataset.meta["sizes"].values()) == len(ROWS) - 4
     assert "Dropped 2 of 30 rows: empty or missing text" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the cached dataset says it again
+        FlatFileAdapter(path=str(path), name="dirty").adapt(tmp_path / "cache")
+    assert "Dropped 1 of 30 rows: label path with an empty level" in caplog.text
 
 
 def test_depth_cuts_paths_and_too_deep_is_an_error(tmp_path):

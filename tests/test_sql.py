@@ -141,7 +141,8 @@ def test_items_above_the_depth_are_dropped_and_counted(db, tmp_path, caplog):
         dataset = db.adapter(depth=3).adapt(tmp_path / "cache")
     assert "Dropped 2 of 74 items whose class sits above depth=3" in caplog.text
     assert dataset.meta["rows_read"] == 74
-    assert dataset.meta["rows_dropped"] == {"empty or missing text": 1, "missing or empty label": 3}
+    assert dataset.meta["rows_dropped"] == {"empty or missing text": 1, "missing or empty label": 3,
+                                            "label path with an empty level": 0}
     assert sum(dataset.meta["sizes"].values()) == 70
     assert db.adapter(depth=2).adapt(tmp_path / "cache").meta["rows_dropped"]["missing or empty label"] == 2
     with pytest.raises(KttError, match=r"^depth=4 is deeper than every item's class: the deepest item class "

@@ -176,7 +176,9 @@ class Adapter(ABC):
         destination = Path(cache_dir) / self.name / self.cache_key(snapshot.fingerprint)
         if (destination / "meta.json").is_file():
             log.info("Using the cached intermediate dataset %s", destination)
-            return IntermediateDataset(destination)
+            cached = IntermediateDataset(destination)
+            _warn_dropped(cached.meta["rows_dropped"], cached.meta["rows_read"])  # as when it was adapted
+            return cached
         log.info("Adapting dataset %r", self.name)
         frame = snapshot.read()
         given = "split" in frame.columns
@@ -184,11 +186,11 @@ class Adapter(ABC):
             frame["split"] = split_names(frame["split"], self.split_setting())
         frame, dropped = clean(frame)
         n_rows = len(frame) + sum(dropped.values())
-        for reason, count in dropped.items():
-            if count:
-                log.warning("Dropped %d of %d rows: %s", count, n_rows, reason)
+        _warn_dropped(dropped, n_rows)
         if frame.empty:
-            raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped)")
+            reasons = "; ".join(f"{reason} ({count})" for reason, count in dropped.items() if count)
+            raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped"
+                           + (f": {reasons})" if reasons else ")"))
         frame["path"] = cut_paths(frame["path"], self.depth)
         frame = self._subsample(frame)
         hierarchy, codes = Hierarchy.from_paths(frame["path"])
@@ -293,20 +295,30 @@ def split_names(values: pd.Series, setting: str) -> np.ndarray:
     return names
 
 
+def _warn_dropped(dropped: dict[str, int], n_rows: int) -> None:
+    for reason, count in dropped.items():
+        if count:
+            log.warning("Dropped %d of %d rows: %s", count, n_rows, reason)
+
+
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop rows without usable text or labels; return the rest and the counts by reason."""
     text_ok = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
-    path_ok = frame["path"].map(_valid_path)
+    has_path = frame["path"].map(_has_path)
+    path_ok = has_path & frame["path"].map(lambda path: _has_path(path) and _all_levels_named(path))
     dropped = {
         "empty or missing text": int((~text_ok).sum()),
-        "missing or empty label": int((text_ok & ~path_ok).sum()),
+        "missing or empty label": int((text_ok & ~has_path).sum()),
+        "label path with an empty level": int((text_ok & has_path & ~path_ok).sum()),  # "A >  > B", "A > B > "
     }
     return frame[text_ok & path_ok], dropped
 
 
-def _valid_path(path) -> bool:
-    if path is None or isinstance(path, (str, bytes)) or not hasattr(path, "__len__") or len(path) == 0:
-        return False
+def _has_path(path) -> bool:
+    return not (path is None or isinstance(path, (str, bytes)) or not hasattr(path, "__len__") or len(path) == 0)
+
+
+def _all_levels_named(path) -> bool:
     return all(isinstance(label, str) and label.strip() for label in path)
 
 
