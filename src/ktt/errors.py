@@ -123,18 +123,20 @@ def _config_values() -> dict[str, Any]:
                 config = OmegaConf.to_container(config, resolve=False)
     except ImportError:
         pass
-    flat: dict[str, Any] = {}
+    return dict(_leaves(config if isinstance(config, dict) else {}))
 
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            flat[prefix[:-1]] = node
 
-    walk(config if isinstance(config, dict) else {}, "")
-    flat.pop("hydra", None)
-    return {key: value for key, value in flat.items() if not key.startswith("hydra.")}
+def _leaves(node: Any, lists: bool = False, prefix: str = ""):
+    """``(dotted key, value)`` of each leaf of a plain config container, Hydra's own ``hydra`` key left out.
+
+    Lists are leaves, or walked into (``lists``: keys ``a.0``, ``a.1``).
+    """
+    if isinstance(node, dict) or (lists and isinstance(node, list)):
+        for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+            if prefix or key != "hydra":
+                yield from _leaves(value, lists, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
 
 
 def missing_settings(config: Any = None) -> list[str]:
@@ -148,20 +150,7 @@ def missing_settings(config: Any = None) -> list[str]:
         raw = OmegaConf.to_container(config, resolve=False) if OmegaConf.is_config(config) else config
     except Exception:  # noqa: BLE001
         return []
-    found = []
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{prefix}{i}.")
-        elif node == "???":
-            found.append(prefix[:-1])
-
-    walk(raw, "")
-    return [key for key in found if key != "hydra" and not key.startswith("hydra.")]
+    return [key for key, value in _leaves(raw, lists=True) if isinstance(value, str) and value == "???"]
 
 
 def _path_settings() -> list[tuple[Path, str]]:
@@ -281,19 +270,12 @@ def broken_settings(config: Any = None) -> list[str]:
     except Exception:  # noqa: BLE001
         return []
     broken = []
-
-    def walk(node, prefix):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        elif isinstance(node, str) and "${" in node:
-            key = prefix[:-1]
+    for key, value in _leaves(raw):
+        if isinstance(value, str) and "${" in value:
             try:
                 OmegaConf.select(config, key, throw_on_resolution_failure=True, throw_on_missing=False)
             except Exception:  # noqa: BLE001 - this one does not resolve
-                broken.append(f"{key}={node}")
-
-    walk({k: v for k, v in raw.items() if k != "hydra"}, "")
+                broken.append(f"{key}={value}")
     return broken
 
 
