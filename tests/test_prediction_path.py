@@ -207,3 +207,25 @@ def _with_csr_weights(model, pickle):
     scorer = copy.nodes_.scorer
     scorer.__dict__["weights"] = sparse.csr_matrix(scorer.weights.toarray())
     return copy
+
+
+@pytest.mark.parametrize("rule", ["softmax", "logistic", "modified_huber"])
+def test_group_rules_by_blocks_equal_the_reduceat_path(rule, monkeypatch):
+    import ktt.linear as linear
+
+    rng = np.random.default_rng(0)
+    sizes = [22] + list(rng.integers(1, 20, 60))
+    starts = np.cumsum([0] + sizes[:-1])
+    group_of = np.repeat(np.arange(len(sizes)), sizes)
+    decisions = rng.standard_normal((300, sum(sizes))) * 2
+    decisions[:, 5:9] = 3.0  # equal clipped values: modified_huber's ties
+    decisions[:10, 22:40] = -5.0  # groups whose clipped values are all 0
+    results = {}
+    for name, entries in (("reduceat", 10**12), ("blocks", 1)):
+        monkeypatch.setattr(linear, "BLOCK_ENTRIES", entries)
+        results[name] = (linear.apply_rule(decisions.copy(), rule, starts, group_of, tie_break=True),
+                         linear.segment_reduce(np.add, np.abs(decisions), starts),
+                         linear.segment_reduce(np.maximum, decisions, starts))
+    for by_reduceat, by_blocks in zip(results["reduceat"], results["blocks"]):
+        np.testing.assert_allclose(by_blocks, by_reduceat, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(results["blocks"][0].argmax(axis=1), results["reduceat"][0].argmax(axis=1))

@@ -24,7 +24,7 @@ from ktt.chunks import in_row_chunks
 from ktt.pooling import pool_features
 
 class LevelSums:
-    """Per-class sums of per-leaf score columns, level by level: one ``reduceat`` per level.
+    """Per-class sums of per-leaf score columns, level by level (:func:`ktt.linear.group_reduce`).
 
     Parameters
     ----------
@@ -47,13 +47,13 @@ class LevelSums:
 
         ``transposed``: ``scores`` laid out columns x examples (C-ordered), if the caller has it.
         """
-        from ktt.linear import segment_reduce
+        from ktt.linear import group_reduce, segment_reduce
 
         nodes, starts, present, size, sorted_columns = self.levels[level]
         if sorted_columns and len(starts) == len(nodes) == size:
             return scores
         if sorted_columns and transposed is not None:
-            summed = np.add.reduceat(transposed, starts, axis=0).T
+            summed = group_reduce(np.add, transposed, starts).T
         else:
             summed = segment_reduce(np.add, scores if sorted_columns else scores[:, np.argsort(nodes, kind="stable")],
                                     starts)
