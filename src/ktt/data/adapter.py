@@ -305,7 +305,7 @@ def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop rows without usable text or labels; return the rest and the counts by reason."""
     text_ok = frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
     has_path = frame["path"].map(_has_path)
-    path_ok = has_path & frame["path"].map(lambda path: _has_path(path) and _all_levels_named(path))
+    path_ok = frame["path"].map(lambda path: _has_path(path) and _all_levels_named(path))
     dropped = {
         "empty or missing text": int((~text_ok).sum()),
         "missing or empty label": int((text_ok & ~has_path).sum()),
