@@ -44,8 +44,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.parallel import Parallel, delayed
 
-from ktt.errors import KttError
 from ktt.chunks import in_row_chunks, row_chunks
+from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.linear import LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
 from ktt.model_sklearn import Loader

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from ktt.chunks import in_row_chunks
 from ktt.data.loaders import Loader
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.model import Model
-from ktt.chunks import in_row_chunks
 from ktt.pooling import pool_features
+
 
 class LevelSums:
     """Per-class sums of per-leaf score columns, level by level (:func:`ktt.linear.group_reduce`).

@@ -22,6 +22,7 @@ import numpy as np
 from joblib import effective_n_jobs
 from sklearn.utils.parallel import Parallel, delayed
 
+from ktt.chunks import in_row_chunks, row_chunks
 from ktt.errors import KttError
 from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
@@ -29,7 +30,6 @@ from ktt.label_names import with_label_names
 from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
                         class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
-from ktt.chunks import in_row_chunks, row_chunks
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
 
