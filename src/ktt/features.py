@@ -26,15 +26,17 @@ analyser.
 from __future__ import annotations
 
 import re
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ktt.errors import KttError
+from ktt.vocabulary import fit_word_block
 
 _INT32_MAX = np.iinfo(np.int32).max
 #: ``char_ngrams="auto"``: the character n-grams used for short texts.
@@ -125,7 +127,8 @@ class TfidfFeatures(BaseEstimator):
         blocks, matrices = self._vectorizers(char_ngrams), []
         for vectorizer in blocks:
             try:
-                matrices.append(vectorizer.fit_transform(texts))
+                matrix = fit_word_block(vectorizer, texts)
+                matrices.append(vectorizer.fit_transform(texts) if matrix is None else matrix)
             except ValueError as error:
                 if "empty vocabulary" in str(error):
                     raise KttError(f"the {len(texts)} training texts have no terms (empty vocabulary)") from None
@@ -489,13 +492,14 @@ class _WordWindows(_Windows):
     def __init__(self, vectorizer: TfidfVectorizer):
         self.lowercase = bool(vectorizer.lowercase)
         self.tokens = re.compile(self.TOKEN_PATTERN).findall
-        terms = [term.split(" ") for term in vectorizer.vocabulary_]
-        self.word = {word: i for i, word in enumerate(dict.fromkeys(chain.from_iterable(terms)))}
+        terms = list(vectorizer.vocabulary_)
+        # Every term's words, one term after the other (no word holds a space), numbered in order of appearance
+        symbols, words = pd.factorize(np.array(" ".join(terms).split(" "), dtype=object))
+        self.word = dict(zip(words.tolist(), range(len(words))))
         # Separators: digits and underscores, which lower-casing neither makes nor changes.
         self.separators = [s for s in ("_0_1_2_3_", "_9_8_7_6_", "_5_0_5_0_") if s not in self.word]
         self.unknown = len(self.word)
-        symbols = np.fromiter((self.word[w] for words in terms for w in words), dtype=np.int64)
-        lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
+        lengths = np.fromiter(map(str.count, terms, repeat(" ")), dtype=np.int64, count=len(terms)) + 1
         columns = np.fromiter(vectorizer.vocabulary_.values(), dtype=np.int64, count=len(terms))
         self.trie = _Trie(symbols, lengths, columns, len(self.word) + 1)
 
