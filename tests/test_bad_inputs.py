@@ -284,6 +284,7 @@ CASES = [
     Case("unknown-loss", BASE + ["loss=foo"], r"invalid loss='foo' \(allowed: hinge"),
     Case("min_df-not-a-number", BASE + ["min_df=abc"], r"invalid min_df='abc'"),
     Case("max_iter-zero", BASE + ["max_iter=0"], r"invalid max_iter=0"),
+    Case("negative-tol", BASE + ["tol=-1"], r"invalid tol=-1"),
     Case("unknown-key", BASE + ["los=hinge"], r"unknown key 'los'"),
     Case("unknown-model", BASE + ["model=nope"], r"unknown model 'nope' \(available: .*tfidf_lsgd"),
     Case("unknown-export", BASE + ["export=nope"], r"unknown export 'nope'"),

@@ -5,6 +5,7 @@ import pytest
 from ktt.data.loaders import Loader
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
+from ktt.linear import SVM_TOL
 from ktt.model import Model
 from ktt.pooling import pool_features
 from ktt_models.tfidf_lsgd import TfidfLSGD
@@ -110,6 +111,8 @@ def test_same_seed_same_model():
         ({"loss": "foo"}, r"invalid loss='foo' \(allowed: hinge, log_loss, log, modified_huber, squared_hinge, perceptron\)"),
         ({"min_df": -1}, r"invalid min_df=-1 \(allowed: auto or an integer in \[1, inf\] or a number in \(0, 1\]\)"),
         ({"max_iter": 0}, r"invalid max_iter=0"),
+        ({"tol": 0.0}, r"invalid tol=0.0 \(allowed: auto or a number in \(0, inf\)\)"),
+        ({"tol": "fast"}, r"invalid tol='fast'"),
         ({"class_weight": "auto"}, r"invalid class_weight='auto' \(allowed: null or balanced\)"),
         ({"min_df": 500}, r"min_df=500 is larger than the 80 training texts; lower min_df"),
         ({"min_df": 0.99}, r"min_df=0.99 leaves no terms in the vocabulary of the 80 training texts; lower min_df"),
@@ -128,6 +131,24 @@ def test_balanced_class_weight_reaches_the_learner():
     assert balanced._new_classifier().class_weight == "balanced"
     test = loader(seed=3).texts
     assert not np.allclose(balanced.predict_scores(test), plain.predict_scores(test))
+
+
+@pytest.mark.parametrize("learner, tol, expected", [("svm", "auto", SVM_TOL), ("sgd", "auto", 1e-3), ("logreg", "auto", 1e-4),
+                                                    ("svm", 0.5, 0.5), ("sgd", 0.5, 0.5), ("logreg", 0.5, 0.5)])
+def test_the_tolerance_reaches_the_learner(learner, tol, expected):
+    classifier = TfidfLSGD(learner=learner, tol=tol)._new_classifier()
+    assert getattr(classifier, "estimator", classifier).tol == expected
+
+
+@pytest.mark.parametrize("learner, tol", [("svm", 1e-4), ("sgd", "auto")])
+def test_a_checkpoint_from_before_tol_refits_with_the_tolerance_it_was_trained_with(learner, tol):
+    model = TfidfLSGD(min_df=1, learner=learner).fit(loader(), hierarchy=hierarchy())
+    state = model.__getstate__()
+    del state["tol"]
+    old = TfidfLSGD.__new__(TfidfLSGD)
+    old.__setstate__(state)
+    assert old.get_params()["tol"] == tol
+    np.testing.assert_array_equal(old.predict_scores(loader(seed=2).texts), model.predict_scores(loader(seed=2).texts))
 
 
 def test_one_class_is_an_error():

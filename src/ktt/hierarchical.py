@@ -263,11 +263,11 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
                  class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
-                 temperature: float | str = "auto", label_names: bool | str = "auto"):
+                 temperature: float | str = "auto", label_names: bool | str = "auto", tol: float | str = "auto"):
         super().__init__(learner=learner, loss=loss, alpha=alpha, C=C, max_iter=max_iter, min_df=min_df,
                          word_ngrams=word_ngrams, char_ngrams=char_ngrams, sublinear_tf=sublinear_tf,
                          class_weight=class_weight, random_state=random_state, n_jobs=n_jobs,
-                         temperature=temperature, label_names=label_names)
+                         temperature=temperature, label_names=label_names, tol=tol)
         self.decoding = decoding
         self.blend_weight = blend_weight
         self.progress = progress

@@ -66,6 +66,9 @@ class TfidfLinearModel(SklearnModel):
         Inverse regularisation strength of ``svm`` and ``logreg``.
     max_iter : int
         Epochs (SGD) or solver iterations (liblinear).
+    tol : float or "auto"
+        The solver's stopping tolerance; ``auto``: 1e-2 for ``svm``
+        (:data:`ktt.linear.SVM_TOL`), scikit-learn's default for the others.
     min_df : int, float or "auto"
         Minimum document count (int) or share (float in (0, 1]) of a word
         n-gram; ``auto`` follows the number of training texts (:func:`auto_min_df`).
@@ -111,6 +114,7 @@ class TfidfLinearModel(SklearnModel):
         "alpha": [Interval(float, 0, None, closed="neither")],
         "C": [Interval(float, 0, None, closed="neither")],
         "max_iter": [Interval(int, 1, None)],
+        "tol": [Options(("auto",)), Interval(float, 0, None, closed="neither")],
         "min_df": [Options(("auto",)), Interval(int, 1, None), Interval(float, 0, 1, closed="right")],
         "word_ngrams": [Interval(int, 1, 5)],
         "char_ngrams": [None, Options(("auto", "off")), NgramRange(1, 10)],
@@ -127,7 +131,7 @@ class TfidfLinearModel(SklearnModel):
                  max_iter: int = 1000, min_df: int | float | str = "auto", word_ngrams: int = 1,
                  char_ngrams: Sequence[int] | None = None, sublinear_tf: bool = False,
                  class_weight: str | None = None, random_state: int | None = 42, n_jobs: int | None = -1,
-                 temperature: float | str = "auto", label_names: bool | str = "auto"):
+                 temperature: float | str = "auto", label_names: bool | str = "auto", tol: float | str = "auto"):
         self.learner = learner
         self.loss = loss
         self.alpha = alpha
@@ -142,10 +146,12 @@ class TfidfLinearModel(SklearnModel):
         self.n_jobs = n_jobs
         self.temperature = temperature
         self.label_names = label_names
+        self.tol = tol
 
     def __setstate__(self, state):
-        # checkpoints written before label names: trained without them
-        super().__setstate__({"label_names": False, "label_names_": False} | state)
+        # checkpoints written before label names: trained without them; before tol: scikit-learn's default
+        tol = 1e-4 if state.get("learner") == "svm" else "auto"
+        super().__setstate__({"label_names": False, "label_names_": False, "tol": tol} | state)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Loader, val: Loader | None = None, hierarchy: Hierarchy | None = None):
@@ -237,7 +243,7 @@ class TfidfLinearModel(SklearnModel):
     def _new_classifier(self, n_jobs=None):
         return make_classifier(self.learner, loss=self.loss, alpha=float(self.alpha), C=float(self.C),
                                max_iter=self.max_iter, class_weight=self.class_weight,
-                               random_state=self.random_state, n_jobs=n_jobs)
+                               random_state=self.random_state, n_jobs=n_jobs, tol=self.tol)
 
     def _scores_of(self, classifiers, tie_break: bool = False) -> LinearScores:
         columns = [classifier_columns(c) for c in classifiers]
