@@ -22,7 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 import ktt.features
 from conftest import shared_data
 from ktt.features import TfidfFeatures, _BlockTransformer, _CharWbWindows, _WordWindows
-from ktt.vocabulary import fit_word_block
+from ktt.vocabulary import fit_block
 
 #: Texts made to break a vectorised analyser: empty and blank texts, words of every length around the
 #: n-gram sizes, runs of exotic whitespace, accents, combining marks, CJK, emoji and other characters
@@ -123,24 +123,27 @@ def test_the_default_featuriser_equals_scikit_learn_blocks(icd):
 
 
 @pytest.mark.parametrize("data", ["icd", "news"])
-@pytest.mark.parametrize("settings", [dict(ngram_range=(1, 1)), dict(ngram_range=(1, 2), sublinear_tf=True),
-                                      dict(ngram_range=(1, 3), min_df=2), dict(ngram_range=(1, 2), min_df=0.01, max_df=0.5),
-                                      dict(ngram_range=(1, 2), lowercase=False, max_df=3)])
+@pytest.mark.parametrize("settings", [
+    dict(ngram_range=(1, 1)), dict(ngram_range=(1, 2), sublinear_tf=True), dict(ngram_range=(1, 3), min_df=2),
+    dict(ngram_range=(1, 2), min_df=0.01, max_df=0.5), dict(ngram_range=(1, 2), lowercase=False, max_df=3),
+    dict(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True), dict(analyzer="char_wb", ngram_range=(1, 3)),
+    dict(analyzer="char_wb", ngram_range=(4, 7), min_df=2, lowercase=False),
+])
 def test_the_numpy_vocabulary_is_scikit_learns(request, data, settings):
-    """``fit_word_block`` learns ``fit``'s vocabulary and idf; its training matrix is that vectorizer's
+    """``fit_block`` learns ``fit``'s vocabulary and idf; its training matrix is that vectorizer's
     ``transform`` of the training texts, bit for bit (scikit-learn's own ``fit_transform`` differs from
     it in the last bits: it sums each norm in the order terms were first seen)."""
     train, test = request.getfixturevalue(data)
     train = train + ODD
     expected, ours = TfidfVectorizer(**settings).fit(train), TfidfVectorizer(**settings)
-    matrix = fit_word_block(ours, train)
+    matrix = fit_block(ours, train)
     assert list(ours.vocabulary_.items()) == sorted(expected.vocabulary_.items(), key=lambda item: item[1])
     np.testing.assert_array_equal(ours.idf_, expected.idf_)
     matrix.check_format(full_check=True)
     assert_same(matrix, expected.transform(train))
     np.testing.assert_allclose(matrix.toarray(), TfidfVectorizer(**settings).fit_transform(train).toarray(),
                                rtol=1e-13, atol=1e-15)
-    assert_transforms_like(ours, test, _WordWindows)
+    assert_transforms_like(ours, test, _CharWbWindows if ours.analyzer == "char_wb" else _WordWindows)
     assert_same(pickle.loads(pickle.dumps(ours)).transform(test), expected.transform(test))
 
 
@@ -152,10 +155,14 @@ def test_the_numpy_vocabulary_is_scikit_learns(request, data, settings):
     (["tea nuts tea"], dict(binary=True)), (["tea nuts tea"], dict(max_features=1)),
     (["tea nuts tea"], dict(ngram_range=(2, 2))), (["tea nuts"], dict(token_pattern=r"\w+")),
     (["w%d" % i for i in range(2000)], dict(ngram_range=(1, 6))),  # (words + 1) ** 6 n-gram keys overflow 64 bits
+    (["", " \t "], dict(analyzer="char_wb")),  # no word
+    (["tea\x00 nuts"], dict(analyzer="char_wb")),  # a NUL character ends a term's string early
+    (["".join(map(chr, range(0x4E00, 0x4E00 + 9000)))], dict(analyzer="char_wb", ngram_range=(2, 5))),  # 9,000 ** 5
+    (["tea nuts"], dict(analyzer="char")), (["tea nuts"], dict(analyzer="char_wb", strip_accents="ascii")),
 ])
 def test_the_numpy_vocabulary_leaves_other_cases_to_scikit_learn(texts, settings):
     vectorizer = TfidfVectorizer(**settings)
-    assert fit_word_block(vectorizer, texts) is None
+    assert fit_block(vectorizer, texts) is None
     assert not hasattr(vectorizer, "vocabulary_")
 
 

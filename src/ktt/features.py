@@ -12,6 +12,9 @@ ICD-10-CM and 20 newsgroups (``docs/benchmarks.md``); reading one text keeps
 every consumer of a model (the ONNX graph, the BentoML service, the pyfunc
 model, batch scoring) on one input, the preprocessed text.
 
+Fitting learns each block's vocabulary, idf and training matrix with numpy
+(:func:`ktt.vocabulary.fit_block`: the vectorizer's own ``fit`` results, and
+its ``transform`` of the training texts, 2x faster than ``fit_transform``).
 Transforming is ktt's own code, not ``TfidfVectorizer.transform``: the same
 n-grams, vocabulary, idf and l2 norm give the same values (tests compare them),
 without scikit-learn's per-call validation, which costs more than the
@@ -36,7 +39,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ktt.errors import KttError
-from ktt.vocabulary import fit_word_block
+from ktt.vocabulary import fit_block
 
 _INT32_MAX = np.iinfo(np.int32).max
 #: ``char_ngrams="auto"``: the character n-grams used for short texts.
@@ -127,7 +130,7 @@ class TfidfFeatures(BaseEstimator):
         blocks, matrices = self._vectorizers(char_ngrams), []
         for vectorizer in blocks:
             try:
-                matrix = fit_word_block(vectorizer, texts)
+                matrix = fit_block(vectorizer, texts)
                 matrices.append(vectorizer.fit_transform(texts) if matrix is None else matrix)
             except ValueError as error:
                 if "empty vocabulary" in str(error):

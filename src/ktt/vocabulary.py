@@ -1,12 +1,16 @@
-"""Learning a word n-gram vocabulary and its document counts with numpy.
+"""Learning an n-gram vocabulary and its document counts with numpy.
 
 ``TfidfVectorizer.fit_transform`` counts the n-grams of every text in a Python
 dictionary, one n-gram at a time, then sorts the vocabulary's strings: on long
-documents with word bigrams (20 newsgroups: 1.35 million terms) that is most of
-a model's featurising time. :func:`fit_word_block` learns the same vocabulary,
-document counts, idf and matrix from arrays: each token becomes the rank of its
-word, each n-gram one integer of those ranks, and the vocabulary's order (the
-order of the n-grams' strings) is the order of those integers.
+documents with word bigrams (20 newsgroups: 1.35 million terms), or with
+character n-grams on any text, that is most of a model's featurising time.
+:func:`fit_block` learns the same vocabulary, document counts, idf and matrix
+from arrays. Each symbol (a word, for word n-grams; a character, for ``char_wb``)
+becomes its rank among the symbols seen, plus one; each n-gram becomes one
+integer, its symbols' ranks as digits (zeros after the last symbol of a shorter
+n-gram). Since every symbol sorts after the space that joins words, and every
+string after its own prefixes, the order of those integers is the order of the
+n-grams' strings: the vocabulary's order.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import re
 from itertools import chain
 from numbers import Integral
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,23 +27,34 @@ from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
 #: scikit-learn's default token pattern, the one this module reproduces.
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-_KEY_LIMIT = np.iinfo(np.int64).max
+_KEY_LIMIT = float(np.iinfo(np.int64).max)
+
+
+class _Occurrences(NamedTuple):
+    """Every n-gram occurrence of a batch: its key and its text; ``terms`` turns keys into strings."""
+
+    keys: np.ndarray
+    texts: np.ndarray
+    terms: Callable[[np.ndarray], list[str]]
 
 
 def reproduces(vectorizer: TfidfVectorizer) -> bool:
-    """Whether :func:`fit_word_block` learns exactly what ``vectorizer.fit_transform`` would."""
-    return (vectorizer.analyzer == "word" and vectorizer.token_pattern == TOKEN_PATTERN
-            and vectorizer.tokenizer is None and vectorizer.preprocessor is None and vectorizer.stop_words is None
-            and not vectorizer.strip_accents and vectorizer.input == "content" and vectorizer.vocabulary is None
-            and vectorizer.max_features is None and not vectorizer.binary and vectorizer.dtype == np.float64
-            and vectorizer.ngram_range[0] == 1)
+    """Whether :func:`fit_block` learns exactly what ``vectorizer.fit_transform`` would."""
+    common = (vectorizer.preprocessor is None and not vectorizer.strip_accents and vectorizer.input == "content"
+              and vectorizer.vocabulary is None and vectorizer.max_features is None and not vectorizer.binary
+              and vectorizer.dtype == np.float64)
+    if vectorizer.analyzer == "word":
+        return (common and vectorizer.token_pattern == TOKEN_PATTERN and vectorizer.tokenizer is None
+                and vectorizer.stop_words is None and vectorizer.ngram_range[0] == 1)
+    return common and vectorizer.analyzer == "char_wb"
 
 
-def fit_word_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix | None:
+def fit_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix | None:
     """Fit ``vectorizer`` on ``texts`` and return their tf-idf matrix, as its ``fit_transform`` does.
 
-    The same vocabulary (terms and columns), idf and matrix values: the counts go
-    through scikit-learn's own :class:`~sklearn.feature_extraction.text.TfidfTransformer`.
+    The same vocabulary (terms and columns) and idf as ``fit``; the matrix is
+    that vectorizer's ``transform`` of the texts, bit for bit (the counts go
+    through scikit-learn's own :class:`~sklearn.feature_extraction.text.TfidfTransformer`).
 
     Returns
     -------
@@ -52,7 +67,10 @@ def fit_word_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.
     """
     if not reproduces(vectorizer) or not all(isinstance(text, str) for text in texts):
         return None
-    learned = _counts(texts, vectorizer.ngram_range[1], vectorizer.lowercase, vectorizer.min_df, vectorizer.max_df)
+    texts = [text.lower() for text in texts] if vectorizer.lowercase else list(texts)
+    low, high = vectorizer.ngram_range
+    found = _word_ngrams(texts, high) if vectorizer.analyzer == "word" else _char_wb_ngrams(texts, low, high)
+    learned = None if found is None else _counts(found, len(texts), vectorizer.min_df, vectorizer.max_df)
     if learned is None:
         return None
     terms, counts = learned
@@ -66,45 +84,98 @@ def fit_word_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.
     return sparse.csr_matrix(tfidf.transform(counts, copy=False))
 
 
-def _counts(texts: Sequence[str], max_n: int, lowercase: bool, min_df, max_df):
-    """``(terms, counts)``: the kept n-grams, sorted, and the texts' count matrix over them (float64,
-    canonical CSR); None where scikit-learn would raise or the n-grams do not fit in 64-bit keys."""
+def _word_ngrams(texts: list[str], max_n: int) -> _Occurrences | None:
+    """Word 1- to ``max_n``-grams of the default token pattern (the words of an n-gram joined by a space)."""
     find = re.compile(TOKEN_PATTERN).findall
-    tokens = [find(text.lower() if lowercase else text) for text in texts]
+    tokens = [find(text) for text in texts]
     lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    n_tokens = int(lengths.sum())
-    if not n_tokens:
+    if not lengths.sum():
         return None
-    ranks, words = pd.factorize(np.fromiter(chain.from_iterable(tokens), dtype=object, count=n_tokens), sort=True)
-    del tokens
-    base = len(words) + 1  # a term's key: its words' ranks + 1, base ``base``, 0 where it has fewer words
+    ranks, words = pd.factorize(np.fromiter(chain.from_iterable(tokens), dtype=object, count=int(lengths.sum())),
+                                sort=True)
+    base = len(words) + 1
     if float(base) ** max_n >= _KEY_LIMIT:
         return None
-    ranks = ranks.astype(np.int64) + 1
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-    left = np.repeat(lengths, lengths) - (np.arange(n_tokens) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-    keys, docs = [], []
-    key = np.zeros(n_tokens, dtype=np.int64)
-    for n in range(1, max_n + 1):  # key[i]: the n-gram starting at token i, where the text has n tokens left
-        key[: n_tokens - n + 1] += ranks[n - 1:] * base ** (max_n - n)
-        starts = np.flatnonzero(left >= n)
-        keys.append(key[starts])
-        docs.append(doc[starts])
-    del key, doc, left, ranks
-    codes, vocabulary = pd.factorize(np.concatenate(keys))  # hashing, then sorting only the distinct keys
+    keys, rows = _windows(ranks.astype(np.int64) + 1, lengths, base, range(1, max_n + 1), max_n)
+
+    def terms(vocabulary: np.ndarray) -> list[str]:
+        strings = words[vocabulary // base ** (max_n - 1) - 1]
+        for n in range(1, max_n):
+            rank = vocabulary // base ** (max_n - 1 - n) % base
+            more = np.flatnonzero(rank)
+            strings[more] = strings[more] + " " + words[rank[more] - 1]
+        return strings.tolist()
+
+    return _Occurrences(keys, np.repeat(np.arange(len(texts)), lengths)[rows], terms)
+
+
+def _char_wb_ngrams(texts: list[str], min_n: int, max_n: int) -> _Occurrences | None:
+    """``char_wb`` n-grams: the ``min_n``- to ``max_n``-character windows of each word padded to ``" w "``;
+    a padded word shorter than ``min_n`` is one n-gram, whole (scikit-learn's ``_char_wb_ngrams``)."""
+    words = [text.split() for text in texts]
+    n_words = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    if not n_words.sum():
+        return None
+    padded = list(chain.from_iterable(words))
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded)) + 2
+    points = np.frombuffer("".join(f" {word} " for word in padded).encode("utf-32-le", "surrogatepass"),
+                           dtype=np.uint32)
+    alphabet, ranks = np.unique(points, return_inverse=True)
+    base = len(alphabet) + 1
+    # A term's string is its code points; a NUL would read as the end of a shorter term
+    if alphabet[0] == 0 or float(base) ** max_n >= _KEY_LIMIT:
+        return None
+    short = np.flatnonzero(lengths < min_n)  # whole padded words, shorter than any window
+    sizes = range(min(min_n, int(lengths[short].min(initial=min_n))), max_n + 1)
+    keys, rows = _windows(ranks.astype(np.int64) + 1, lengths, base, sizes, max_n, min_n)
+
+    def terms(vocabulary: np.ndarray) -> list[str]:
+        digits = np.stack([vocabulary // base ** (max_n - 1 - n) % base for n in range(max_n)], axis=1)
+        codes = np.where(digits > 0, alphabet[np.maximum(digits - 1, 0)], 0).astype(np.uint32)
+        return np.ascontiguousarray(codes).view(f"<U{max_n}").ravel().tolist()
+
+    word_text = np.repeat(np.arange(len(texts)), n_words)
+    return _Occurrences(keys, np.repeat(word_text, lengths)[rows], terms)
+
+
+def _windows(symbols: np.ndarray, lengths: np.ndarray, base: int, sizes: range, max_n: int,
+             min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of the windows of ``sizes`` symbols inside each run of ``lengths`` symbols, and where they start.
+
+    A window smaller than ``min_n`` counts only when it is its whole run.
+    """
+    total = len(symbols)
+    left = np.repeat(lengths, lengths) - (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    key = np.zeros(total, dtype=np.int64)
+    keys, starts = [], []
+    for n in range(1, sizes.stop):  # key[p]: the first n symbols from p, while n <= the symbols left
+        key[: total - n + 1] += symbols[n - 1:] * base ** (max_n - n)
+        if n < sizes.start:
+            continue
+        at = np.flatnonzero(left >= n) if n >= min_n else np.flatnonzero(
+            (left == n) & (np.repeat(lengths, lengths) == n))
+        keys.append(key[at])
+        starts.append(at)
+    return np.concatenate(keys), np.concatenate(starts)
+
+
+def _counts(found: _Occurrences, n_texts: int, min_df, max_df):
+    """``(terms, counts)``: the kept n-grams, sorted, and the texts' count matrix over them (float64,
+    canonical CSR); None where ``min_df`` and ``max_df`` leave no term (scikit-learn raises)."""
+    codes, vocabulary = pd.factorize(found.keys)  # hashing, then sorting only the distinct keys
     order = np.argsort(vocabulary)
     column = np.empty(len(order), dtype=np.int64)
     column[order] = np.arange(len(order))
     vocabulary = vocabulary[order]
     # Summed duplicates, sorted columns: the counts of the (text, term) pairs
-    matrix = sparse.coo_matrix((np.ones(len(codes)), (np.concatenate(docs), column[codes])),
-                               shape=(len(texts), len(vocabulary))).tocsr()
-    kept = _kept(np.bincount(matrix.indices, minlength=len(vocabulary)), len(texts), min_df, max_df)
+    matrix = sparse.coo_matrix((np.ones(len(codes)), (found.texts, column[codes])),
+                               shape=(n_texts, len(vocabulary))).tocsr()
+    kept = _kept(np.bincount(matrix.indices, minlength=len(vocabulary)), n_texts, min_df, max_df)
     if kept is None:
         return None
     if not kept.all():
         vocabulary, matrix = vocabulary[kept], matrix[:, np.flatnonzero(kept)]
-    return _strings(vocabulary, words, base, max_n), matrix
+    return found.terms(vocabulary), matrix
 
 
 def _kept(document_counts: np.ndarray, n_texts: int, min_df, max_df) -> np.ndarray | None:
@@ -115,16 +186,3 @@ def _kept(document_counts: np.ndarray, n_texts: int, min_df, max_df) -> np.ndarr
         return None
     kept = (document_counts <= high) & (document_counts >= low)
     return kept if kept.any() else None
-
-
-def _strings(vocabulary: np.ndarray, words: np.ndarray, base: int, max_n: int) -> list[str]:
-    """Each key's n-gram: its words joined by one space."""
-    strings = None
-    for n in range(max_n):
-        ranks = vocabulary // base ** (max_n - 1 - n) % base
-        if strings is None:
-            strings = words[ranks - 1]
-            continue
-        more = np.flatnonzero(ranks)
-        strings[more] = strings[more] + " " + words[ranks[more] - 1]
-    return strings.tolist()
