@@ -398,3 +398,27 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
         np.testing.assert_allclose(single["scores"], path_scores[0], rtol=1e-6)
         assert predict(server["url"], {"text": ""}).status_code == 400
         assert "classifier" not in server["log"].read_text().lower()  # no model service was started
+
+
+def test_a_loaded_runtime_has_built_its_featuriser_before_the_first_request(tmp_path):
+    """``ModelRuntime.load`` builds what the first call would (the featuriser's tries)."""
+    import hashlib
+
+    from ktt.data.loaders import Loader
+    from ktt.hierarchy import Hierarchy
+    from ktt.serving import ServiceSettings
+    from ktt.serving.runtime import ModelRuntime
+    from ktt_models.tfidf_hsgd import TfidfHSGD
+
+    texts = ["green tea leaf", "roast peanut", "garden hose pipe", "black tea"] * 10
+    targets = np.array(["Tea", "Nuts", "Hose", "Tea"] * 10, dtype=object)
+    hierarchy, _ = Hierarchy.from_paths([("Food", "Tea"), ("Food", "Nuts"), ("Home", "Hose")])
+    model = TfidfHSGD(min_df=1).fit(Loader(texts, targets), hierarchy=hierarchy)
+    (tmp_path / "model").mkdir()
+    model.save(tmp_path / "model" / "model.joblib")
+    sha = hashlib.sha256((tmp_path / "model" / "model.joblib").read_bytes()).hexdigest()
+    ServiceSettings(name="x", checkpoint="model/model.joblib", checkpoint_sha256=sha).save(tmp_path)
+    runtime = ModelRuntime.load(ServiceSettings.load(tmp_path, environ={}))
+    assert runtime.monitor is None
+    assert runtime.model.features_._transformers is not None  # built on load, not by the first request
+    assert runtime.classify(["green tea"])[0]["path"] == ["Food", "Tea"]
