@@ -34,6 +34,28 @@ class KttError(Exception):
     """
 
 
+class InvalidParameter(KttError):
+    """A hyperparameter outside its allowed values: ``invalid <name>=<value> (allowed: <allowed>)``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter (the constructor's name for it).
+    value
+        The value given.
+    allowed : str
+        The allowed values, in words.
+    """
+
+    def __init__(self, name: str, value: Any, allowed: str):
+        super().__init__(f"invalid {name}={value!r} (allowed: {allowed})")
+        self.name, self.value, self.allowed = name, value, allowed
+
+    def renamed(self, name: str) -> "InvalidParameter":
+        """The same error for the setting ``name`` that gave the parameter its value."""
+        return InvalidParameter(name, self.value, self.allowed)
+
+
 # ------------------------------------------------------------------ context
 #: What the running command knows that helps to name the setting behind an error:
 #: ``config`` (the composed config) and ``paths`` (extra path -> setting hints).

@@ -2,7 +2,8 @@
 
 A class lists its constraints once, as a dict from parameter name to a list of
 allowed forms; :func:`validate_params` checks an object's parameters against them
-and raises :class:`~ktt.errors.KttError` naming the parameter and what is allowed.
+and raises :class:`~ktt.errors.InvalidParameter` (a :class:`~ktt.errors.KttError`)
+naming the parameter and what is allowed.
 This module is pure Python so that configs can be checked before anything heavy
 is imported or any data is read.
 """
@@ -13,7 +14,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ktt.errors import KttError
+from ktt.errors import InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list]) 
 
     Raises
     ------
-    KttError
+    InvalidParameter
         For the first invalid parameter, naming it and the allowed values.
     """
     for name, allowed in constraints.items():
@@ -105,8 +106,7 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list]) 
         value = params[name]
         if any(_accepts(form, value) for form in allowed):
             continue
-        described = " or ".join(_describe(form) for form in allowed)
-        raise KttError(f"invalid {name}={value!r} (allowed: {described})")
+        raise InvalidParameter(name, value, " or ".join(_describe(form) for form in allowed))
 
 
 def validate_attributes(obj: Any) -> None:
@@ -117,7 +117,7 @@ def validate_attributes(obj: Any) -> None:
 
     Raises
     ------
-    KttError
+    InvalidParameter
         For the first invalid attribute, naming it and the allowed values.
     """
     constraints: dict = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ktt import tracking
 from ktt.data.loaders import get_loaders
-from ktt.errors import KttError
+from ktt.errors import InvalidParameter, KttError
 from ktt.export import export_run, export_settings
 from ktt.metrics import get_metrics
 from ktt.plots import BackgroundPlots
@@ -47,7 +48,10 @@ def train(cfg: DictConfig) -> float:
         The value of ``cfg.objective`` (what a sweep optimises).
     """
     model = instantiate(cfg.model, _convert_="all")
-    model.validate_params()  # bad hyperparameters fail here, before any data is read
+    try:
+        model.validate_params()  # bad hyperparameters fail here, before any data is read
+    except InvalidParameter as error:
+        raise error.renamed(_setting_of(cfg.model, error.name)) from None
     predict_threshold = cfg.predict_threshold
     if OmegaConf.is_config(predict_threshold):  # a list of one threshold per level
         predict_threshold = OmegaConf.to_object(predict_threshold)
@@ -114,6 +118,13 @@ def train(cfg: DictConfig) -> float:
             log.info("Registered as models:/%s/%s", version.name, version.version)
         report(metrics, run)
     return float(metrics[cfg.objective])
+
+
+def _setting_of(model_config: DictConfig, parameter: str) -> str:
+    """The config key a user sets for a model parameter: ``seed`` for ``random_state: ${seed}``."""
+    raw = OmegaConf.to_container(model_config, resolve=False).get(parameter)
+    found = re.fullmatch(r"\$\{([\w.]+)\}", raw) if isinstance(raw, str) else None
+    return found.group(1) if found else f"model.{parameter}"
 
 
 def report(metrics: dict[str, float], run) -> None:
