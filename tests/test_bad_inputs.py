@@ -285,6 +285,7 @@ CASES = [
     Case("min_df-not-a-number", BASE + ["min_df=abc"], r"invalid min_df='abc'"),
     Case("max_iter-zero", BASE + ["max_iter=0"], r"invalid max_iter=0"),
     Case("negative-tol", BASE + ["tol=-1"], r"invalid tol=-1"),
+    Case("unknown-keep_models", BASE + ["keep_models=some"], r"invalid keep_models='some' \(allowed: best, all\)"),
     Case("negative-seed", BASE + ["seed=-1"], r"invalid seed=-1 \(allowed: null or an integer in \[0, inf\]\)"),
     Case("model-key-out-of-range", BASE + ["model.C=-1"], r"invalid model.C=-1"),
     Case("unknown-key", BASE + ["los=hinge"], r"unknown key 'los'"),

@@ -82,6 +82,32 @@ def test_grid_sweep_nests_every_job_under_one_parent_and_tags_the_best(grid):
     assert {"summary.txt", "multirun.yaml"} <= artifacts
 
 
+def test_only_the_best_jobs_keep_their_model_files(grid):
+    """``keep_models=best`` (the default): a finished job below the best loses its checkpoint and MLflow
+    model, and says so; the best job's model loads; every job keeps its metrics and other artifacts."""
+    from ktt.tracking import load_model
+
+    cwd, _ = grid
+    parent, children = sweep_runs(cwd)
+    client = mlflow_client(cwd)
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    best = max(c.data.metrics["val_leaf_accuracy"] for c in finished)
+    for run in finished:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        models = client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                             filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert "hydra" in artifacts and "val_leaf_accuracy" in run.data.metrics
+        if run.data.metrics["val_leaf_accuracy"] == best:
+            assert "checkpoint" in artifacts and len(models) == 1 and "ktt.models_deleted" not in run.data.tags
+            assert load_model(run.info.run_id, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").predict(["fracture"])
+        else:
+            assert "checkpoint" not in artifacts and not models
+            assert run.data.tags["ktt.models_deleted"].endswith("below the sweep's best "
+                                                                 f"{best:.6g} (keep_models=best)")
+    assert any("ktt.models_deleted" in run.data.tags for run in finished) or len({
+        run.data.metrics["val_leaf_accuracy"] for run in finished}) == 1
+
+
 def test_a_failed_job_does_not_stop_the_others_and_is_named(grid):
     cwd, result = grid
     parent, children = sweep_runs(cwd)
@@ -101,9 +127,11 @@ def test_a_failed_job_does_not_stop_the_others_and_is_named(grid):
 # -------------------------------------------------------------- joblib launcher
 def test_parallel_jobs_share_the_warmed_cache_and_a_fresh_sqlite_store(icd_sample, tmp_path):
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=hinge,modified_huber",
-                     "min_df=2", *data(icd_sample), *SMALL, cwd=tmp_path)
+                     "min_df=2", "keep_models=all", *data(icd_sample), *SMALL, cwd=tmp_path)
     parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED" and [c.info.status for c in children] == ["FINISHED", "FINISHED"]
+    client = mlflow_client(tmp_path)  # keep_models=all: every job keeps its checkpoint
+    assert all("checkpoint" in {a.path for a in client.list_artifacts(c.info.run_id)} for c in children)
     assert all("val_leaf_accuracy" in c.data.metrics and c.data.params["loss"] for c in children)
     first, second = children
     assert first.info.start_time < second.info.end_time and second.info.start_time < first.info.end_time, \

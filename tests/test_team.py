@@ -201,9 +201,13 @@ def test_a_joblib_sweep_on_the_server_registers_its_best_job_only(server, icd_sa
     jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(runs) == 3 and len(jobs) == 2
     assert_parent_served(server, parent, tmp_path)
-    for job in jobs:
-        assert_served(server, job, tmp_path)
     (best,) = [job for job in jobs if job.data.tags.get("ktt.sweep.best") == "true"]
+    assert_served(server, best, tmp_path)
+    (other,) = [job for job in jobs if job is not best]
+    # keep_models=best, with two jobs ending about together: the summary deleted the other one's model files
+    if other.data.metrics["val_leaf_accuracy"] < best.data.metrics["val_leaf_accuracy"]:
+        assert "ktt.models_deleted" in other.data.tags
+        assert "checkpoint" not in {a.path for a in client.list_artifacts(other.info.run_id)}
     (version,) = client.search_model_versions("name = 'sweep-best'")
     assert version.run_id == best.info.run_id
     assert version.tags["ktt.checkpoint_sha256"] == best.data.tags["ktt.checkpoint_sha256"]
@@ -226,8 +230,13 @@ def test_an_optuna_search_on_the_server_with_a_postgresql_study(server, postgres
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(trials) == 2
     assert_parent_served(server, parent, tmp_path)
-    for trial in trials:
+    kept = [trial for trial in trials if "ktt.models_deleted" not in trial.data.tags]  # keep_models=best
+    assert kept and all(trial.data.metrics["val_leaf_accuracy"] == max(t.data.metrics["val_leaf_accuracy"]
+                                                                        for t in trials) for trial in kept)
+    for trial in kept:
         assert_served(server, trial, tmp_path)
+    for trial in set(trials) - set(kept):
+        assert "checkpoint" not in {a.path for a in server.client().list_artifacts(trial.info.run_id)}
     assert sorted(t.value for t in study.trials) == sorted(r.data.metrics["val_leaf_accuracy"] for r in trials)
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert_nothing_local(tmp_path)

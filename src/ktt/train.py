@@ -30,6 +30,7 @@ from ktt.plots import BackgroundPlots
 from ktt.progress import stage
 from ktt.stopping import check_setting as check_stop_setting
 from ktt.sweep import job as sweep_job
+from ktt.sweep.parent import check_keep_models
 
 log = logging.getLogger("ktt")
 
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> float:
     if OmegaConf.is_config(predict_threshold):  # a list of one threshold per level
         predict_threshold = OmegaConf.to_object(predict_threshold)
     check_stop_setting(predict_threshold, cfg.threshold_precision)
+    check_keep_models(cfg.get("keep_models", "best"))
     adapter = instantiate(cfg.dataset, _convert_="all")
     adapter.validate()
     export = export_settings(cfg.export)  # bad export options fail here too, before any data is read
@@ -112,6 +114,12 @@ def train(cfg: DictConfig) -> float:
             with stage("plotting"):  # only the wait: they were drawn while the steps above ran
                 tracking.log_plots(plots.wait())
         tracking.log_hydra_files(HydraConfig.get().runtime.output_dir)
+        sweep = sweep_job.current()
+        if sweep is not None and sweep.keep_models == "best":
+            from ktt.tracking.sweep import prune_models
+
+            if run.info.run_id in prune_models(sweep, run.info.run_id):
+                log.info("Deleted this job's model files: it is below the sweep's best (keep_models=best)")
         if cfg.register and sweep_job.current() is None:  # in a sweep, the summary registers the best job
             with stage("registering the model"):
                 version = tracking.register_model(run.info.run_id, cfg.tracking.registered_model)

@@ -48,6 +48,9 @@ class SweepParent:
         Hydra's launcher choice (``basic``, ``joblib``, ``submitit_local``, ...).
     fixed_keys : tuple of str
         Keys every job gets the same value for (the summary shows the others).
+    keep_models : str
+        ``best``: the model files of jobs below the sweep's best are deleted as
+        the sweep goes (:func:`ktt.tracking.sweep.prune_models`); ``all`` keeps every job's.
     """
 
     run_id: str
@@ -58,6 +61,7 @@ class SweepParent:
     direction: str = "maximize"
     launcher: str = "basic"
     fixed_keys: tuple[str, ...] = ()
+    keep_models: str = "all"
 
 
 _current: SweepParent | None = None

@@ -26,6 +26,8 @@ SWEEPER_TAG = "ktt.sweep.sweeper"
 LAUNCHER_TAG = "ktt.sweep.launcher"
 OBJECTIVE_TAG = "ktt.sweep.objective"
 SWEEP_OVERRIDES_TAG = "ktt.sweep.overrides"
+#: ``keep_models``: every job's model files, or only those of the sweep's best job(s).
+KEEP_MODELS = ("best", "all")
 
 
 def direction_of(cfg: DictConfig) -> str:
@@ -81,4 +83,14 @@ def start_parent(cfg: DictConfig) -> SweepParent:
         direction=direction_of(cfg),
         launcher=launcher,
         fixed_keys=tuple(sorted(sweep_keys(cfg)[1])),
+        keep_models=check_keep_models(cfg.get("keep_models", "all")),
     )
+
+
+def check_keep_models(value) -> str:
+    """``keep_models``, or a one-line error naming the allowed values."""
+    from ktt.errors import KttError
+
+    if value not in KEEP_MODELS:
+        raise KttError(f"invalid keep_models={value!r} (allowed: {', '.join(KEEP_MODELS)})")
+    return str(value)

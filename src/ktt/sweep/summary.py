@@ -148,10 +148,12 @@ def finish(parent: SweepParent, interrupted: bool = False, crashed: bool = False
         only if no job finished. An interrupted sweep returns None: the
         interruption itself sets the exit status.
     """
-    from ktt.tracking.sweep import child_runs, end_run, tag_runs
+    from ktt.tracking.sweep import child_runs, end_run, prune_models, tag_runs
 
     if interrupted and parent.launcher in LOCAL_LAUNCHERS:
         kill_running(parent)
+    if parent.keep_models == "best":
+        prune_models(parent)
     rows = job_rows(child_runs(parent), parent.objective, parent.fixed_keys)
     ranked = rank(rows, parent.direction)
     best = ranked[0] if ranked and ranked[0].status == "FINISHED" and ranked[0].value is not None else None

@@ -14,10 +14,12 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus
 
 from ktt.sweep.job import JOB_TAG, SWEEP_TAG, SweepParent
-from ktt.tracking.runs import client
+from ktt.tracking.runs import CHECKPOINT_DIR, client
 
 #: MLflow's own tag for nested runs (what ``parent_run_id=`` sets).
 PARENT_TAG = "mlflow.parentRunId"
+#: On a sweep job whose model files were deleted (``keep_models=best``): why.
+PRUNED_TAG = "ktt.models_deleted"
 
 
 def absolute_tracking_uri(uri: str | None) -> str:
@@ -109,3 +111,48 @@ def log_summary(parent: SweepParent, metrics: dict[str, float], params: dict[str
                     params=[Param(key[:250], str(value)[:6000]) for key, value in params.items()])
     for path, folder in files:
         store.log_artifact(parent.run_id, path, folder)
+
+
+def prune_models(parent: SweepParent, ending_run_id: str | None = None) -> list[str]:
+    """Delete the model files of the sweep's finished jobs below its best objective (``keep_models=best``).
+
+    The checkpoint folder and the MLflow model of each such run are deleted; its
+    metrics, params, plots and other artifacts stay, and a ``ktt.models_deleted``
+    tag says why. Jobs tied with the best keep theirs, so the job the summary
+    tags as best always has its model. Each job calls this as it ends (with its
+    own, still RUNNING, run as ``ending_run_id``), so a search holds one model
+    at a time rather than one per trial; the summary calls it once more, for
+    jobs that ended together.
+
+    Returns
+    -------
+    list of str
+        The runs whose models were deleted by this call.
+    """
+    import math
+
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    store = client(parent.tracking_uri)
+    scored = []
+    for run in child_runs(parent):
+        value = run.data.metrics.get(parent.objective)
+        if (run.info.status == "FINISHED" or run.info.run_id == ending_run_id) and value is not None \
+                and not math.isnan(value):
+            scored.append((run, value))
+    if not scored:
+        return []
+    best = (max if parent.direction == "maximize" else min)(value for _, value in scored)
+    pruned = []
+    for run, value in scored:
+        if value == best or PRUNED_TAG in run.data.tags:
+            continue
+        get_artifact_repository(run.info.artifact_uri).delete_artifacts(CHECKPOINT_DIR)
+        for model in store.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                                filter_string=f"source_run_id = '{run.info.run_id}'"):
+            get_artifact_repository(model.artifact_location).delete_artifacts()
+            store.delete_logged_model(model.model_id)
+        store.set_tag(run.info.run_id, PRUNED_TAG,
+                      f"{parent.objective} {value:.6g} is below the sweep's best {best:.6g} (keep_models=best)")
+        pruned.append(run.info.run_id)
+    return pruned
