@@ -51,10 +51,10 @@ def test_bench_models_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = table_rows(out.read_text())
-    expected = ["ktt default"] + [bench.PEERS[p][0] for p in peers]
+    expected = ["ktt default", f"ktt {bench.ORIGINAL}"] + [bench.PEERS[p][0] for p in peers]
     assert sorted(rows) == sorted(expected), rows
-    for peer in ["ktt default"] + peers:
-        label, module = bench.PEERS.get(peer, ("ktt default", None))
+    for peer in ["ktt default", bench.ORIGINAL] + peers:
+        label, module = bench.PEERS.get(peer, (f"ktt {peer}" if peer == bench.ORIGINAL else peer, None))
         cells = rows[label]
         if module and importlib.util.find_spec(module) is None:
             assert cells[2] == "not installed"
@@ -62,9 +62,10 @@ def test_bench_models_end_to_end(tmp_path):
             continue
         accuracy = float(cells[2])
         assert 0 <= accuracy <= 1, cells
-        assert float(cells[3]) > 0 and float(cells[5].replace(",", "")) > 0, cells  # fit seconds, peak RSS
-    assert float(rows[bench.PEERS["sklearn"][0]][4]) == 1.0  # the baseline of the fit ratios
-    assert rows["ktt default"][6]  # the margin against the best peer
+        assert float(cells[3]) > 0 and float(cells[6].replace(",", "")) > 0, cells  # fit seconds, peak RSS
+    assert float(rows[bench.PEERS["sklearn"][0]][4]) == 1.0  # the baselines of the fit ratios
+    assert float(rows[f"ktt {bench.ORIGINAL}"][5]) == 1.0 and float(rows["ktt default"][5]) > 0
+    assert rows["ktt default"][7]  # the margin against the best peer
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())  # no --keep: cleaned up
 
 
