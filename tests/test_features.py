@@ -147,6 +147,25 @@ def test_the_numpy_vocabulary_is_scikit_learns(request, data, settings):
     assert_same(pickle.loads(pickle.dumps(ours)).transform(test), expected.transform(test))
 
 
+@pytest.mark.parametrize("settings", [dict(ngram_range=(1, 3), min_df=2),
+                                      dict(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)])
+def test_the_numpy_vocabulary_is_the_same_learned_chunk_by_chunk(icd, monkeypatch, settings):
+    """Texts read in chunks (a few thousand characters each here): the chunks' vocabularies merge into fit's."""
+    import ktt.vocabulary
+
+    train, _ = icd
+    train = train + ODD
+    for reader in (ktt.vocabulary._Words, ktt.vocabulary._CharWb):
+        monkeypatch.setattr(reader, "chunk_characters", 5000)
+    assert len(ktt.vocabulary._chunks(train, 5000)) > 20
+    expected, ours = TfidfVectorizer(**settings).fit(train), TfidfVectorizer(**settings)
+    matrix = fit_block(ours, train)
+    assert ours.vocabulary_ == expected.vocabulary_
+    np.testing.assert_array_equal(ours.idf_, expected.idf_)
+    matrix.check_format(full_check=True)
+    assert_same(matrix, expected.transform(train))
+
+
 @pytest.mark.parametrize("texts, settings", [
     (["", "a b", " ! "], {}),  # no token: scikit-learn's "empty vocabulary"
     (["tea", "nuts"], dict(min_df=2)),  # min_df leaves no term

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from itertools import chain
 from numbers import Integral
-from typing import Callable, NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,14 +28,6 @@ from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 #: scikit-learn's default token pattern, the one this module reproduces.
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _KEY_LIMIT = float(np.iinfo(np.int64).max)
-
-
-class _Occurrences(NamedTuple):
-    """Every n-gram occurrence of a batch: its key and its text; ``terms`` turns keys into strings."""
-
-    keys: np.ndarray
-    texts: np.ndarray
-    terms: Callable[[np.ndarray], list[str]]
 
 
 def reproduces(vectorizer: TfidfVectorizer) -> bool:
@@ -69,8 +61,8 @@ def fit_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_m
         return None
     texts = [text.lower() for text in texts] if vectorizer.lowercase else list(texts)
     low, high = vectorizer.ngram_range
-    found = _word_ngrams(texts, high) if vectorizer.analyzer == "word" else _char_wb_ngrams(texts, low, high)
-    learned = None if found is None else _counts(found, len(texts), vectorizer.min_df, vectorizer.max_df)
+    reader = _Words(high) if vectorizer.analyzer == "word" else _CharWb(low, high)
+    learned = _counts(reader, texts, vectorizer.min_df, vectorizer.max_df)
     if learned is None:
         return None
     terms, counts = learned
@@ -84,58 +76,87 @@ def fit_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_m
     return sparse.csr_matrix(tfidf.transform(counts, copy=False))
 
 
-def _word_ngrams(texts: list[str], max_n: int) -> _Occurrences | None:
-    """Word 1- to ``max_n``-grams of the default token pattern (the words of an n-gram joined by a space)."""
-    find = re.compile(TOKEN_PATTERN).findall
-    tokens = [find(text) for text in texts]
-    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    if not lengths.sum():
-        return None
-    ranks, words = pd.factorize(np.fromiter(chain.from_iterable(tokens), dtype=object, count=int(lengths.sum())),
-                                sort=True)
-    base = len(words) + 1
-    if float(base) ** max_n >= _KEY_LIMIT:
-        return None
-    keys, rows = _windows(ranks.astype(np.int64) + 1, lengths, base, range(1, max_n + 1), max_n)
+class _Words:
+    """Word 1- to ``max_n``-grams of the default token pattern: a text is one run of word symbols."""
 
-    def terms(vocabulary: np.ndarray) -> list[str]:
-        strings = words[vocabulary // base ** (max_n - 1) - 1]
-        for n in range(1, max_n):
-            rank = vocabulary // base ** (max_n - 1 - n) % base
+    #: Characters of text per chunk: about 2 word n-gram occurrences per 6 characters.
+    chunk_characters = 1 << 25
+
+    def __init__(self, max_n: int):
+        self.min_n, self.max_n = 1, max_n
+        self.find = re.compile(TOKEN_PATTERN).findall
+
+    def read(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(symbols, run lengths, each run's text)``."""
+        tokens = [self.find(text) for text in texts]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        return (np.fromiter(chain.from_iterable(tokens), dtype=object, count=int(lengths.sum())), lengths,
+                np.arange(len(texts)))
+
+    @staticmethod
+    def alphabet(symbols: list[np.ndarray]) -> np.ndarray:
+        """The distinct symbols of every chunk, sorted."""
+        return np.sort(pd.unique(np.concatenate([pd.unique(part) for part in symbols])))
+
+    @staticmethod
+    def ranks(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
+        return pd.Index(alphabet).get_indexer(symbols)
+
+    def terms(self, vocabulary: np.ndarray, alphabet: np.ndarray, base: int) -> list[str]:
+        """Each key's n-gram: its words joined by one space."""
+        strings = alphabet[vocabulary // base ** (self.max_n - 1) - 1]
+        for n in range(1, self.max_n):
+            rank = vocabulary // base ** (self.max_n - 1 - n) % base
             more = np.flatnonzero(rank)
-            strings[more] = strings[more] + " " + words[rank[more] - 1]
+            strings[more] = strings[more] + " " + alphabet[rank[more] - 1]
         return strings.tolist()
 
-    return _Occurrences(keys, np.repeat(np.arange(len(texts)), lengths)[rows], terms)
 
+class _CharWb:
+    """``char_wb`` n-grams: the ``min_n``- to ``max_n``-character windows of each word padded to ``" w "``
+    (a run of character symbols); a padded word shorter than ``min_n`` is one n-gram, whole
+    (scikit-learn's ``_char_wb_ngrams``)."""
 
-def _char_wb_ngrams(texts: list[str], min_n: int, max_n: int) -> _Occurrences | None:
-    """``char_wb`` n-grams: the ``min_n``- to ``max_n``-character windows of each word padded to ``" w "``;
-    a padded word shorter than ``min_n`` is one n-gram, whole (scikit-learn's ``_char_wb_ngrams``)."""
-    words = [text.split() for text in texts]
-    n_words = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    if not n_words.sum():
-        return None
-    padded = list(chain.from_iterable(words))
-    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded)) + 2
-    points = np.frombuffer("".join(f" {word} " for word in padded).encode("utf-32-le", "surrogatepass"),
-                           dtype=np.uint32)
-    alphabet, ranks = np.unique(points, return_inverse=True)
-    base = len(alphabet) + 1
-    # A term's string is its code points; a NUL would read as the end of a shorter term
-    if alphabet[0] == 0 or float(base) ** max_n >= _KEY_LIMIT:
-        return None
-    short = np.flatnonzero(lengths < min_n)  # whole padded words, shorter than any window
-    sizes = range(min(min_n, int(lengths[short].min(initial=min_n))), max_n + 1)
-    keys, rows = _windows(ranks.astype(np.int64) + 1, lengths, base, sizes, max_n, min_n)
+    #: Characters of text per chunk: up to ``max_n - min_n + 1`` n-gram occurrences per character.
+    chunk_characters = 1 << 22
 
-    def terms(vocabulary: np.ndarray) -> list[str]:
-        digits = np.stack([vocabulary // base ** (max_n - 1 - n) % base for n in range(max_n)], axis=1)
+    def __init__(self, min_n: int, max_n: int):
+        self.min_n, self.max_n = min_n, max_n
+
+    @staticmethod
+    def read(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(code points, padded word lengths, each word's text)``."""
+        words = [text.split() for text in texts]
+        n_words = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        padded = list(chain.from_iterable(words))
+        lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded)) + 2
+        points = np.frombuffer("".join(f" {word} " for word in padded).encode("utf-32-le", "surrogatepass"),
+                               dtype=np.uint32)
+        return points, lengths, np.repeat(np.arange(len(texts)), n_words)
+
+    @staticmethod
+    def alphabet(symbols: list[np.ndarray]) -> np.ndarray:
+        return np.unique(np.concatenate([np.unique(part) for part in symbols]))
+
+    @staticmethod
+    def ranks(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
+        return np.searchsorted(alphabet, symbols)
+
+    def terms(self, vocabulary: np.ndarray, alphabet: np.ndarray, base: int) -> list[str]:
+        """Each key's characters (a term's string is its code points; keys hold no NUL, see :func:`_counts`)."""
+        digits = np.stack([vocabulary // base ** (self.max_n - 1 - n) % base for n in range(self.max_n)], axis=1)
         codes = np.where(digits > 0, alphabet[np.maximum(digits - 1, 0)], 0).astype(np.uint32)
-        return np.ascontiguousarray(codes).view(f"<U{max_n}").ravel().tolist()
+        return np.ascontiguousarray(codes).view(f"<U{self.max_n}").ravel().tolist()
 
-    word_text = np.repeat(np.arange(len(texts)), n_words)
-    return _Occurrences(keys, np.repeat(word_text, lengths)[rows], terms)
+
+def _chunks(texts: list[str], characters: int) -> list[slice]:
+    """Consecutive slices of ``texts`` of about ``characters`` characters each (at least one text)."""
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+    bounds = [0]
+    while bounds[-1] < len(texts):
+        limit = (ends[bounds[-1] - 1] if bounds[-1] else 0) + characters
+        bounds.append(max(bounds[-1] + 1, int(np.searchsorted(ends, limit, side="right"))))
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _windows(symbols: np.ndarray, lengths: np.ndarray, base: int, sizes: range, max_n: int,
@@ -159,23 +180,49 @@ def _windows(symbols: np.ndarray, lengths: np.ndarray, base: int, sizes: range, 
     return np.concatenate(keys), np.concatenate(starts)
 
 
-def _counts(found: _Occurrences, n_texts: int, min_df, max_df):
+def _counts(reader, texts: list[str], min_df, max_df) -> tuple[list[str], sparse.csr_matrix] | None:
     """``(terms, counts)``: the kept n-grams, sorted, and the texts' count matrix over them (float64,
-    canonical CSR); None where ``min_df`` and ``max_df`` leave no term (scikit-learn raises)."""
-    codes, vocabulary = pd.factorize(found.keys)  # hashing, then sorting only the distinct keys
-    order = np.argsort(vocabulary)
-    column = np.empty(len(order), dtype=np.int64)
-    column[order] = np.arange(len(order))
-    vocabulary = vocabulary[order]
-    # Summed duplicates, sorted columns: the counts of the (text, term) pairs
-    matrix = sparse.coo_matrix((np.ones(len(codes)), (found.texts, column[codes])),
-                               shape=(n_texts, len(vocabulary))).tocsr()
-    kept = _kept(np.bincount(matrix.indices, minlength=len(vocabulary)), n_texts, min_df, max_df)
+    canonical CSR); None where there is no term or ``min_df`` and ``max_df`` leave none (scikit-learn
+    raises), or where the keys would not fit in 64 bits or a character is NUL.
+
+    Texts are read in chunks of ``reader.chunk_characters`` (the memory of a chunk's occurrences is
+    what the arrays hold at once): a first pass finds the symbols of every chunk, a second one counts
+    each chunk's n-grams, and the chunks' vocabularies are merged.
+    """
+    chunks = _chunks(texts, reader.chunk_characters)
+    read = reader.read(texts) if len(chunks) == 1 else None
+    alphabet = reader.alphabet([read[0]] if read else [reader.read(texts[chunk])[0] for chunk in chunks])
+    base = len(alphabet) + 1  # a key's digits: its symbols' ranks + 1, then zeros for a shorter n-gram
+    if not len(alphabet) or float(base) ** reader.max_n >= _KEY_LIMIT or (
+            alphabet.dtype == np.uint32 and alphabet[0] == 0):  # a NUL would read as the end of a term
+        return None
+    parts = []
+    for chunk in chunks:
+        symbols, runs, run_text = read or reader.read(texts[chunk])
+        short = runs[runs < reader.min_n]  # whole runs shorter than any window (char_wb)
+        sizes = range(min(reader.min_n, int(short.min(initial=reader.min_n))), reader.max_n + 1)
+        keys, starts = _windows(reader.ranks(symbols, alphabet).astype(np.int64) + 1, runs, base, sizes,
+                                reader.max_n, reader.min_n)
+        codes, uniques = pd.factorize(keys)  # hashing, then sorting only the distinct keys
+        rows = np.repeat(run_text, runs)[starts]
+        # Summed duplicates: the counts of the chunk's (text, key) pairs
+        parts.append((uniques, sparse.coo_matrix((np.ones(len(codes)), (rows, codes)),
+                                                 shape=(chunk.stop - chunk.start, len(uniques))).tocsr()))
+        del symbols, keys, starts, codes, rows
+    vocabulary = np.unique(np.concatenate([uniques for uniques, _ in parts]))
+    matrices = []
+    for uniques, counts in parts:
+        column = np.searchsorted(vocabulary, uniques)
+        matrices.append(sparse.csr_matrix((counts.data, column[counts.indices], counts.indptr),
+                                          shape=(counts.shape[0], len(vocabulary))))
+    matrix = sparse.vstack(matrices, format="csr") if len(matrices) > 1 else matrices[0]
+    matrix.sort_indices()
+    kept = _kept(np.bincount(matrix.indices, minlength=len(vocabulary)), len(texts), min_df, max_df)
     if kept is None:
         return None
     if not kept.all():
         vocabulary, matrix = vocabulary[kept], matrix[:, np.flatnonzero(kept)]
-    return found.terms(vocabulary), matrix
+    return reader.terms(vocabulary, alphabet, base), matrix
 
 
 def _kept(document_counts: np.ndarray, n_texts: int, min_df, max_df) -> np.ndarray | None:
