@@ -102,6 +102,11 @@ class _Words:
     def ranks(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
         return pd.Index(alphabet).get_indexer(symbols)
 
+    @staticmethod
+    def factorize(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ranks, alphabet)`` of one chunk's symbols, in one pass."""
+        return pd.factorize(symbols, sort=True)
+
     def terms(self, vocabulary: np.ndarray, alphabet: np.ndarray, base: int) -> list[str]:
         """Each key's n-gram: its words joined by one space."""
         strings = alphabet[vocabulary // base ** (self.max_n - 1) - 1]
@@ -141,6 +146,10 @@ class _CharWb:
     @staticmethod
     def ranks(symbols: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
         return np.searchsorted(alphabet, symbols)
+
+    def factorize(self, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        alphabet = self.alphabet([symbols])
+        return self.ranks(symbols, alphabet), alphabet
 
     def terms(self, vocabulary: np.ndarray, alphabet: np.ndarray, base: int) -> list[str]:
         """Each key's characters (a term's string is its code points; keys hold no NUL, see :func:`_counts`)."""
@@ -191,7 +200,10 @@ def _counts(reader, texts: list[str], min_df, max_df) -> tuple[list[str], sparse
     """
     chunks = _chunks(texts, reader.chunk_characters)
     read = reader.read(texts) if len(chunks) == 1 else None
-    alphabet = reader.alphabet([read[0]] if read else [reader.read(texts[chunk])[0] for chunk in chunks])
+    if read:
+        ranks, alphabet = reader.factorize(read[0])
+    else:
+        alphabet = reader.alphabet([reader.read(texts[chunk])[0] for chunk in chunks])
     base = len(alphabet) + 1  # a key's digits: its symbols' ranks + 1, then zeros for a shorter n-gram
     if not len(alphabet) or float(base) ** reader.max_n >= _KEY_LIMIT or (
             alphabet.dtype == np.uint32 and alphabet[0] == 0):  # a NUL would read as the end of a term
@@ -199,24 +211,29 @@ def _counts(reader, texts: list[str], min_df, max_df) -> tuple[list[str], sparse
     parts = []
     for chunk in chunks:
         symbols, runs, run_text = read or reader.read(texts[chunk])
+        if not read:
+            ranks = reader.ranks(symbols, alphabet)
         short = runs[runs < reader.min_n]  # whole runs shorter than any window (char_wb)
         sizes = range(min(reader.min_n, int(short.min(initial=reader.min_n))), reader.max_n + 1)
-        keys, starts = _windows(reader.ranks(symbols, alphabet).astype(np.int64) + 1, runs, base, sizes,
-                                reader.max_n, reader.min_n)
+        keys, starts = _windows(ranks.astype(np.int64) + 1, runs, base, sizes, reader.max_n, reader.min_n)
         codes, uniques = pd.factorize(keys)  # hashing, then sorting only the distinct keys
+        order = np.argsort(uniques)
+        column = np.empty(len(order), dtype=np.int64)
+        column[order] = np.arange(len(order))
         rows = np.repeat(run_text, runs)[starts]
-        # Summed duplicates: the counts of the chunk's (text, key) pairs
-        parts.append((uniques, sparse.coo_matrix((np.ones(len(codes)), (rows, codes)),
-                                                 shape=(chunk.stop - chunk.start, len(uniques))).tocsr()))
-        del symbols, keys, starts, codes, rows
-    vocabulary = np.unique(np.concatenate([uniques for uniques, _ in parts]))
-    matrices = []
-    for uniques, counts in parts:
-        column = np.searchsorted(vocabulary, uniques)
-        matrices.append(sparse.csr_matrix((counts.data, column[counts.indices], counts.indptr),
-                                          shape=(counts.shape[0], len(vocabulary))))
-    matrix = sparse.vstack(matrices, format="csr") if len(matrices) > 1 else matrices[0]
-    matrix.sort_indices()
+        # Summed duplicates, columns sorted: the counts of the chunk's (text, n-gram) pairs
+        parts.append((uniques[order], sparse.coo_matrix((np.ones(len(codes)), (rows, column[codes])),
+                                                        shape=(chunk.stop - chunk.start, len(uniques))).tocsr()))
+        del symbols, ranks, keys, starts, codes, rows, column
+    if len(parts) == 1:
+        vocabulary, matrix = parts[0]
+    else:  # every chunk's columns, in the merged (sorted) vocabulary: still sorted in each row
+        merged = np.sort(np.concatenate([uniques for uniques, _ in parts]))
+        vocabulary = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+        matrix = sparse.vstack([sparse.csr_matrix((counts.data, np.searchsorted(vocabulary, uniques)[counts.indices],
+                                                   counts.indptr), shape=(counts.shape[0], len(vocabulary)))
+                                for uniques, counts in parts], format="csr")
+        del parts
     kept = _kept(np.bincount(matrix.indices, minlength=len(vocabulary)), len(texts), min_df, max_df)
     if kept is None:
         return None
