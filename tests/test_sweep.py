@@ -102,7 +102,7 @@ def test_only_the_best_jobs_keep_their_model_files(grid):
             assert load_model(run.info.run_id, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").predict(["fracture"])
         else:
             assert "checkpoint" not in artifacts and not models
-            assert run.data.tags["ktt.models_deleted"].endswith("below the sweep's best "
+            assert run.data.tags["ktt.models_deleted"].endswith("is worse than the sweep's best "
                                                                  f"{best:.6g} (keep_models=best)")
     assert any("ktt.models_deleted" in run.data.tags for run in finished) or len({
         run.data.metrics["val_leaf_accuracy"] for run in finished}) == 1

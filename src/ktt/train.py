@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> float:
     if OmegaConf.is_config(predict_threshold):  # a list of one threshold per level
         predict_threshold = OmegaConf.to_object(predict_threshold)
     check_stop_setting(predict_threshold, cfg.threshold_precision)
-    check_keep_models(cfg.get("keep_models", "best"))
+    check_keep_models(cfg.get("keep_models", "all"))
     adapter = instantiate(cfg.dataset, _convert_="all")
     adapter.validate()
     export = export_settings(cfg.export)  # bad export options fail here too, before any data is read
@@ -119,7 +119,7 @@ def train(cfg: DictConfig) -> float:
             from ktt.tracking.sweep import prune_models
 
             if run.info.run_id in prune_models(sweep, run.info.run_id):
-                log.info("Deleted this job's model files: it is below the sweep's best (keep_models=best)")
+                log.info("Deleted this job's model files: it is worse than the sweep's best (keep_models=best)")
         if cfg.register and sweep_job.current() is None:  # in a sweep, the summary registers the best job
             with stage("registering the model"):
                 version = tracking.register_model(run.info.run_id, cfg.tracking.registered_model)

@@ -49,7 +49,7 @@ class SweepParent:
     fixed_keys : tuple of str
         Keys every job gets the same value for (the summary shows the others).
     keep_models : str
-        ``best``: the model files of jobs below the sweep's best are deleted as
+        ``best``: the model files of jobs worse than the sweep's best are deleted as
         the sweep goes (:func:`ktt.tracking.sweep.prune_models`); ``all`` keeps every job's.
     """
 

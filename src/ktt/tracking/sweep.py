@@ -114,7 +114,7 @@ def log_summary(parent: SweepParent, metrics: dict[str, float], params: dict[str
 
 
 def prune_models(parent: SweepParent, ending_run_id: str | None = None) -> list[str]:
-    """Delete the model files of the sweep's finished jobs below its best objective (``keep_models=best``).
+    """Delete the model files of the sweep's finished jobs worse than its best objective (``keep_models=best``).
 
     The checkpoint folder and the MLflow model of each such run are deleted; its
     metrics, params, plots and other artifacts stay, and a ``ktt.models_deleted``
@@ -153,6 +153,6 @@ def prune_models(parent: SweepParent, ending_run_id: str | None = None) -> list[
             get_artifact_repository(model.artifact_location).delete_artifacts()
             store.delete_logged_model(model.model_id)
         store.set_tag(run.info.run_id, PRUNED_TAG,
-                      f"{parent.objective} {value:.6g} is below the sweep's best {best:.6g} (keep_models=best)")
+                      f"{parent.objective} {value:.6g} is worse than the sweep's best {best:.6g} (keep_models=best)")
         pruned.append(run.info.run_id)
     return pruned
