@@ -32,12 +32,13 @@ _KEY_LIMIT = float(np.iinfo(np.int64).max)
 
 def reproduces(vectorizer: TfidfVectorizer) -> bool:
     """Whether :func:`fit_block` learns exactly what ``vectorizer.fit_transform`` would."""
+    low, high = vectorizer.ngram_range
     common = (vectorizer.preprocessor is None and not vectorizer.strip_accents and vectorizer.input == "content"
               and vectorizer.vocabulary is None and vectorizer.max_features is None and not vectorizer.binary
-              and vectorizer.dtype == np.float64)
+              and vectorizer.dtype == np.float64 and 1 <= low <= high)
     if vectorizer.analyzer == "word":
         return (common and vectorizer.token_pattern == TOKEN_PATTERN and vectorizer.tokenizer is None
-                and vectorizer.stop_words is None and vectorizer.ngram_range[0] == 1)
+                and vectorizer.stop_words is None and low == 1)
     return common and vectorizer.analyzer == "char_wb"
 
 
