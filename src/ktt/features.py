@@ -39,7 +39,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ktt.errors import KttError
-from ktt.vocabulary import fit_block
+from ktt.vocabulary import TOKEN_PATTERN, code_points, fit_block
 
 _INT32_MAX = np.iinfo(np.int32).max
 #: ``char_ngrams="auto"``: the character n-grams used for short texts.
@@ -307,11 +307,6 @@ def _counted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 DENSE_CHILDREN = 1 << 22
 
 
-def _code_points(text: str) -> np.ndarray:
-    """The code points of ``text`` (lone surrogates included, as scikit-learn's analyser sees them)."""
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-
-
 class _Trie:
     """Every window of a symbol sequence that is a vocabulary term, found with numpy.
 
@@ -449,7 +444,7 @@ class _CharWbWindows(_Windows):
     def __init__(self, vectorizer: TfidfVectorizer):
         self.lowercase = bool(vectorizer.lowercase)
         terms = list(vectorizer.vocabulary_)
-        points = _code_points("".join(terms))
+        points = code_points("".join(terms))
         alphabet = np.unique(points)
         # Code point -> symbol: 0 .. A - 1 for the terms' characters, A (no term's) for any other.
         self.unknown = len(alphabet)
@@ -470,7 +465,7 @@ class _CharWbWindows(_Windows):
 
     def symbols(self, text: str, separator: str | None) -> tuple[np.ndarray, np.ndarray | None]:
         words = (text.lower() if self.lowercase else text).split()
-        points = _code_points(f" {'  '.join(words)} " if words else "")
+        points = code_points(f" {'  '.join(words)} " if words else "")
         symbols = self.symbol[np.minimum(points, len(self.symbol) - 1)]
         if separator is None:
             return symbols, None
@@ -489,12 +484,11 @@ class _WordWindows(_Windows):
     same tokens in a text alone and between the separators of a batch.
     """
 
-    TOKEN_PATTERN = r"(?u)\b\w\w+\b"
     min_texts = 8  # a few words per text: numpy's per-call cost is the analyser's below that
 
     def __init__(self, vectorizer: TfidfVectorizer):
         self.lowercase = bool(vectorizer.lowercase)
-        self.tokens = re.compile(self.TOKEN_PATTERN).findall
+        self.tokens = re.compile(TOKEN_PATTERN).findall
         terms = list(vectorizer.vocabulary_)
         # Every term's words, one term after the other (no word holds a space), numbered in order of appearance
         symbols, words = pd.factorize(np.array(" ".join(terms).split(" "), dtype=object))
@@ -509,7 +503,7 @@ class _WordWindows(_Windows):
     @classmethod
     def reproduces(cls, vectorizer: TfidfVectorizer) -> bool:
         """Whether the vectorizer's analyser is the word one this class reproduces."""
-        return (vectorizer.analyzer == "word" and vectorizer.token_pattern == cls.TOKEN_PATTERN
+        return (vectorizer.analyzer == "word" and vectorizer.token_pattern == TOKEN_PATTERN
                 and vectorizer.tokenizer is None and vectorizer.stop_words is None
                 and vectorizer.preprocessor is None and not vectorizer.strip_accents
                 and vectorizer.input == "content" and not vectorizer.fixed_vocabulary_

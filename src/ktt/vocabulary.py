@@ -30,6 +30,11 @@ TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _KEY_LIMIT = float(np.iinfo(np.int64).max)
 
 
+def code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` (lone surrogates included, as scikit-learn's analyser sees them)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 def reproduces(vectorizer: TfidfVectorizer) -> bool:
     """Whether :func:`fit_block` learns exactly what ``vectorizer.fit_transform`` would."""
     low, high = vectorizer.ngram_range
@@ -136,8 +141,7 @@ class _CharWb:
         n_words = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         padded = list(chain.from_iterable(words))
         lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded)) + 2
-        points = np.frombuffer("".join(f" {word} " for word in padded).encode("utf-32-le", "surrogatepass"),
-                               dtype=np.uint32)
+        points = code_points("".join(f" {word} " for word in padded))
         return points, lengths, np.repeat(np.arange(len(texts)), n_words)
 
     @staticmethod
