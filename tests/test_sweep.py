@@ -85,6 +85,7 @@ def test_grid_sweep_nests_every_job_under_one_parent_and_tags_the_best(grid):
 def test_only_the_best_jobs_keep_their_model_files(grid):
     """``keep_models=best`` (the default): a finished job below the best loses its checkpoint and MLflow
     model, and says so; the best job's model loads; every job keeps its metrics and other artifacts."""
+    from ktt.errors import KttError
     from ktt.tracking import load_model
 
     cwd, _ = grid
@@ -102,6 +103,9 @@ def test_only_the_best_jobs_keep_their_model_files(grid):
             assert load_model(run.info.run_id, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}").predict(["fracture"])
         else:
             assert "checkpoint" not in artifacts and not models
+            with pytest.raises(KttError, match=rf"^run {run.info.run_id} has no model files any more: its sweep "
+                                               r"deleted them \(val_leaf_accuracy .* keep_models=all$"):
+                load_model(run.info.run_id, tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
             assert run.data.tags["ktt.models_deleted"].endswith("is worse than the sweep's best "
                                                                  f"{best:.6g} (keep_models=best)")
     assert any("ktt.models_deleted" in run.data.tags for run in finished) or len({

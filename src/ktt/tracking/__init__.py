@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ktt.errors import KttError, error_line
 from ktt.tracking.registry import check_version_sha256, register_model, resolve_run
-from ktt.tracking.runs import (CHECKPOINT_DIR, CHECKPOINT_FILE, SHA256_TAG, checkpoint_uri, client,
+from ktt.tracking.runs import (CHECKPOINT_DIR, CHECKPOINT_FILE, PRUNED_TAG, SHA256_TAG, checkpoint_uri, client,
                                download_checkpoint, get_run, set_tags)
 from ktt.tracking.store import configure, experiment_id
 
@@ -238,6 +238,9 @@ def load_model(reference: str, tracking_uri: str | None = None):
     expected = run.data.tags.get(SHA256_TAG)
     if expected is None:
         raise KttError(f"run {run_id} has no recorded checkpoint (status {run.info.status})")
+    if PRUNED_TAG in run.data.tags:
+        raise KttError(f"run {run_id} has no model files any more: its sweep deleted them "
+                       f"({run.data.tags[PRUNED_TAG]}); run its config again, or sweep with keep_models=all")
     check_version_sha256(store, reference, expected)
     local = download_checkpoint(run_id, tracking_uri=store.tracking_uri)
     try:

@@ -16,6 +16,8 @@ from ktt.errors import KttError
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_FILE = "model.joblib"
 SHA256_TAG = "ktt.checkpoint_sha256"
+#: On a sweep job whose model files were deleted (``keep_models=best``): why.
+PRUNED_TAG = "ktt.models_deleted"
 REFERENCE_SET = "reference/reference_set.parquet"
 
 

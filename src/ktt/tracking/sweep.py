@@ -14,12 +14,10 @@ import mlflow
 from mlflow.entities import Metric, Param, RunStatus
 
 from ktt.sweep.job import JOB_TAG, SWEEP_TAG, SweepParent
-from ktt.tracking.runs import CHECKPOINT_DIR, client
+from ktt.tracking.runs import CHECKPOINT_DIR, PRUNED_TAG, client
 
 #: MLflow's own tag for nested runs (what ``parent_run_id=`` sets).
 PARENT_TAG = "mlflow.parentRunId"
-#: On a sweep job whose model files were deleted (``keep_models=best``): why.
-PRUNED_TAG = "ktt.models_deleted"
 
 
 def absolute_tracking_uri(uri: str | None) -> str:
