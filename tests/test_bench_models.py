@@ -78,7 +78,8 @@ def test_missing_peer_is_reported_not_run(tmp_path, monkeypatch, capsys):
                                                                is_default=True), result])
     rows = table_rows(bench.markdown([report], type("Args", (), {"sample": {}, "seed": 42})))
     assert rows["fastText"][2] == "not installed"
-    assert rows["ktt default"][2] == "0.5000" and rows["ktt default"][6] == ""  # no peer scored: no margin
+    assert rows["ktt default"][2] == "0.5000" and rows["ktt default"][7] == ""  # no peer scored: no margin
+    assert rows["ktt default"][5] == ""  # no original tfidf_lsgd in the report: no fit / original
 
 
 def test_build_ipc_dataset(tmp_path):
