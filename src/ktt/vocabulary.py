@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from itertools import chain
 from numbers import Integral
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,8 +100,8 @@ class _Words:
                 np.arange(len(texts)))
 
     @staticmethod
-    def alphabet(symbols: list[np.ndarray]) -> np.ndarray:
-        """The distinct symbols of every chunk, sorted."""
+    def alphabet(symbols: Iterable[np.ndarray]) -> np.ndarray:
+        """The distinct symbols of every chunk, sorted (each chunk reduced to its own before the next is read)."""
         return np.sort(pd.unique(np.concatenate([pd.unique(part) for part in symbols])))
 
     @staticmethod
@@ -145,7 +145,7 @@ class _CharWb:
         return points, lengths, np.repeat(np.arange(len(texts)), n_words)
 
     @staticmethod
-    def alphabet(symbols: list[np.ndarray]) -> np.ndarray:
+    def alphabet(symbols: Iterable[np.ndarray]) -> np.ndarray:
         return np.unique(np.concatenate([np.unique(part) for part in symbols]))
 
     @staticmethod
@@ -208,7 +208,7 @@ def _counts(reader, texts: list[str], min_df, max_df) -> tuple[list[str], sparse
     if read:
         ranks, alphabet = reader.factorize(read[0])
     else:
-        alphabet = reader.alphabet([reader.read(texts[chunk])[0] for chunk in chunks])
+        alphabet = reader.alphabet(reader.read(texts[chunk])[0] for chunk in chunks)
     base = len(alphabet) + 1  # a key's digits: its symbols' ranks + 1, then zeros for a shorter n-gram
     if not len(alphabet) or float(base) ** reader.max_n >= _KEY_LIMIT or (
             alphabet.dtype == np.uint32 and alphabet[0] == 0):  # a NUL would read as the end of a term
