@@ -330,6 +330,20 @@ def test_same_seed_same_model_whatever_the_threads():
     np.testing.assert_array_equal(a.predict_scores(test.texts), b.predict_scores(test.texts))
 
 
+@pytest.mark.parametrize("learner", ["svm", "logreg"])
+def test_liblinear_fits_on_several_cores_are_reproducible(icd_sample, tmp_path, learner):
+    """liblinear draws from one random generator per process: fitted in threads, two runs with one seed
+    differed (ktt.workers); in forked workers every fit is the one a single worker gives."""
+    from ktt.data.flat_file import FlatFileAdapter
+
+    dataset = FlatFileAdapter(path=str(icd_sample), name="icd_sample").adapt(tmp_path)
+    train, val, test = get_loaders(dataset)
+    fits = [TfidfHSGD(learner=learner, word_ngrams=2, char_ngrams="auto", sublinear_tf=True, n_jobs=2)
+            .fit(train, val, hierarchy=dataset.hierarchy) for _ in range(2)]
+    np.testing.assert_array_equal(*(model.predict_scores(test.texts) for model in fits))
+    assert fits[0].fitted_settings()["n_jobs"] == 2  # logged as fitted_n_jobs: the class groups follow it
+
+
 def test_constructor_stores_params_and_clones():
     model = TfidfHSGD(loss="hinge", min_df=3, progress=True)
     params = model.get_params()

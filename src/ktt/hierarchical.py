@@ -42,15 +42,15 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.chunks import in_row_chunks, row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
-from ktt.linear import LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
+from ktt.linear import LIBLINEAR, LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
 from ktt.model_sklearn import Loader
 from ktt.params import Interval, Options
 from ktt.tfidf import TfidfLinearModel
+from ktt.workers import run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +315,8 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         """Every parent node's task and fitted columns (None where it needs none), in hierarchy order,
         and the flat classifier fitted on ``flat = (features, leaf names)`` if given.
 
-        All of them are jobs of one thread pool, the flat one first: liblinear fits
-        its classes one after another in one thread, so the node fits fill the other cores.
+        All of them are jobs of one pool (:func:`ktt.workers.run_jobs`), the flat one first:
+        liblinear fits its classes one after another on one core, so the node fits fill the other cores.
         """
         from tqdm.auto import tqdm
 
@@ -329,19 +329,19 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         node_classifier = functools.partial(self._new_classifier, n_jobs=1)
         # Each job takes its rows of the features when it starts: taken here, every level's nodes would
         # hold a copy of the whole matrix until the last job ends.
-        work = [delayed(_fit_one)(i, node_classifier, features, task.rows, task.labels) for i, task in jobs]
+        work = [functools.partial(_fit_one, i, node_classifier, features, task.rows, task.labels) for i, task in jobs]
         if flat is not None:
             work[:0] = self._flat_jobs(*flat)
         classifiers: list = [None] * len(tasks)
         flat_parts = []
-        parallel = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator_unordered")
         with warnings.catch_warnings():
             # Threads entering and leaving scikit-learn's own warning contexts at once can leave one
             # nested (single-job) fit without its propagated settings, which it reports; harmless here.
             warnings.filterwarnings("ignore", message="`sklearn.utils.parallel.delayed` should be used")
             # A node with a few examples, each of its own child, is a valid task, not a regression problem.
             warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
-            for i, classifier in tqdm(parallel(work), total=len(work), desc="fitting parent nodes", unit="node",
+            results = run_jobs(work, self.n_jobs, processes=self.learner in LIBLINEAR)
+            for i, classifier in tqdm(results, total=len(work), desc="fitting parent nodes", unit="node",
                                       disable=not self.progress, leave=False):
                 if i == "flat":
                     flat_parts.append(classifier)
@@ -352,12 +352,18 @@ class HierarchicalTfidfModel(TfidfLinearModel):
     def _flat_scores(self, classifier) -> LinearScores:
         """The flat classifier's scores, columns in hierarchy leaf order (leaves never seen score 0)."""
         w, b = classifier_columns(classifier)
-        w = w.toarray() if sparse.issparse(w) else w
         n_leaves, column = len(self.classes_), {name: i for i, name in enumerate(self.classes_)}
         seen = np.asarray([column[name] for name in classifier.classes_], dtype=np.int64)
-        weights = np.zeros((w.shape[0], n_leaves))
         intercepts = np.full(n_leaves, -1e6)  # unseen leaves: a decision no seen leaf is below
-        weights[:, seen], intercepts[seen] = w, b
+        intercepts[seen] = b
+        if sparse.issparse(w):
+            # Moved by a 0/1 matrix with one entry per seen column: each weight is multiplied by 1 and
+            # added to nothing, so the values are exact, and the weights never exist densely.
+            move = sparse.csr_matrix((np.ones(len(seen)), (np.arange(len(seen)), seen)), shape=(len(seen), n_leaves))
+            weights = sparse.csr_matrix(w) @ move
+        else:
+            weights = np.zeros((w.shape[0], n_leaves))
+            weights[:, seen] = w
         return LinearScores([weights], [intercepts], score_rule(classifier))
 
     def _calibrate(self, val: Loader | None) -> tuple[float, float]:

@@ -20,18 +20,18 @@ from typing import Sequence
 
 import numpy as np
 from joblib import effective_n_jobs
-from sklearn.utils.parallel import Parallel, delayed
 
 from ktt.chunks import in_row_chunks, row_chunks
 from ktt.errors import KttError
 from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
 from ktt.label_names import with_label_names
-from ktt.linear import (GROUPABLE, LEARNERS, LOSSES, LinearScores, canonical_loss, choose_temperature,
+from ktt.linear import (GROUPABLE, LEARNERS, LIBLINEAR, LOSSES, LinearScores, canonical_loss, choose_temperature,
                         class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
 from ktt.model_sklearn import Loader, SklearnModel
 from ktt.params import Interval, NgramRange, Options
+from ktt.workers import run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,8 @@ class TfidfLinearModel(SklearnModel):
         texts, targets = self._training_rows(train, hierarchy)
         features = self._fit_features(texts)
         jobs = self._flat_jobs(features, targets)
-        classifier = join_class_groups([part for _, part in Parallel(n_jobs=len(jobs), prefer="threads")(jobs)])
+        parts = run_jobs(jobs, self.n_jobs, processes=self.learner in LIBLINEAR)
+        classifier = join_class_groups([part for _, part in parts])
         self.classes_ = np.asarray(classifier.classes_, dtype=object)
         self.scorer_ = self._scores_of([classifier])
         self.temperature_ = self.scorer_.temperature = self._fit_temperature(val)
@@ -192,11 +193,17 @@ class TfidfLinearModel(SklearnModel):
         return texts, targets
 
     def fitted_settings(self) -> dict:
-        """``min_df``, ``char_ngrams``, ``label_names`` and ``temperature`` as fitting resolved them."""
+        """``min_df``, ``char_ngrams``, ``label_names``, ``temperature`` and ``n_jobs`` as fitting resolved them.
+
+        ``n_jobs`` is the number of cores: with ``svm``, the flat classifier's classes are
+        fitted in one group per core, and liblinear's random sequence restarts with each
+        group, so the same seed gives the same model for the same number of cores.
+        """
         self._check_fitted()
         features = self.features_
         return {"min_df": features.min_df, "char_ngrams": list(features.char_ngrams_) if features.char_ngrams_ else None,
-                "label_names": bool(self.label_names_), "temperature": float(self.temperature_)}
+                "label_names": bool(self.label_names_), "temperature": float(self.temperature_),
+                "n_jobs": int(effective_n_jobs(self.n_jobs))}
 
     def _fit_temperature(self, val: Loader | None) -> float:
         if self.temperature != "auto":
@@ -226,7 +233,7 @@ class TfidfLinearModel(SklearnModel):
         return self.features_.fit_transform(texts)
 
     def _flat_jobs(self, features, targets: np.ndarray) -> list:
-        """Parallel jobs fitting the flat leaf classifier; each gives ``("flat", FittedLinear)``.
+        """Jobs (:func:`ktt.workers.run_jobs`) fitting the flat leaf classifier; each gives ``("flat", FittedLinear)``.
 
         A :data:`ktt.linear.GROUPABLE` learner (liblinear: one thread) is one job per
         class group (:func:`ktt.linear.fit_class_group`), so that it fills every core;
@@ -236,9 +243,10 @@ class TfidfLinearModel(SklearnModel):
         if self.learner in GROUPABLE:
             groups = class_groups(targets, effective_n_jobs(self.n_jobs))
             factory = functools.partial(self._new_classifier, n_jobs=1)
-            return [delayed(_flat_part)(fit_class_group, factory, features, targets, group) for group in groups]
+            return [functools.partial(_flat_part, fit_class_group, factory, features, targets, group)
+                    for group in groups]
         factory = functools.partial(self._new_classifier, n_jobs=self.n_jobs)
-        return [delayed(_flat_part)(fit_columns, factory, features, targets)]
+        return [functools.partial(_flat_part, fit_columns, factory, features, targets)]
 
     def _new_classifier(self, n_jobs=None):
         return make_classifier(self.learner, loss=self.loss, alpha=float(self.alpha), C=float(self.C),
