@@ -170,13 +170,12 @@ def fit_columns(new_classifier, features, labels) -> FittedLinear:
     return fitted_linear(new_classifier().fit(features, labels))
 
 
-#: Learners whose multi-class fit is independent binary problems, one per class ("c against every
-#: other row"), and single-threaded: their classes can be fitted in groups on several cores
-#: (:func:`fit_class_group`). ``logreg``'s binary problems are separate fits (a OneVsRestClassifier),
-#: so its groups give the same columns as one fit; ``svm``'s share liblinear's random sequence within a fit.
-GROUPABLE = ("svm", "logreg")
-#: Learners fitted by liblinear, whose random numbers come from one generator per process: their jobs run
-#: in worker processes, not threads (:mod:`ktt.workers`).
+#: Learners fitted by liblinear. Their multi-class fit is independent binary problems, one per class
+#: ("c against every other row"), on one core: their classes are fitted in groups on several cores
+#: (:func:`fit_class_group`); ``logreg``'s binary problems are separate fits (a OneVsRestClassifier), so
+#: its groups give the columns of one fit, while ``svm``'s share liblinear's random sequence within a fit.
+#: liblinear draws its random numbers from one generator per process: their jobs run in worker
+#: processes, not threads (:mod:`ktt.workers`).
 LIBLINEAR = ("svm", "logreg")
 #: The label of the rows outside a class group; never a class name (checked).
 OTHER = "\x00ktt:other"

@@ -26,7 +26,7 @@ from ktt.errors import KttError
 from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
 from ktt.label_names import with_label_names
-from ktt.linear import (GROUPABLE, LEARNERS, LIBLINEAR, LOSSES, LinearScores, canonical_loss, choose_temperature,
+from ktt.linear import (LEARNERS, LIBLINEAR, LOSSES, LinearScores, canonical_loss, choose_temperature,
                         class_groups, classifier_columns, fit_class_group, fit_columns, join_class_groups,
                         make_classifier, score_rule)
 from ktt.model_sklearn import Loader, SklearnModel
@@ -235,12 +235,12 @@ class TfidfLinearModel(SklearnModel):
     def _flat_jobs(self, features, targets: np.ndarray) -> list:
         """Jobs (:func:`ktt.workers.run_jobs`) fitting the flat leaf classifier; each gives ``("flat", FittedLinear)``.
 
-        A :data:`ktt.linear.GROUPABLE` learner (liblinear: one thread) is one job per
+        A :data:`ktt.linear.LIBLINEAR` learner (one core per fit) is one job per
         class group (:func:`ktt.linear.fit_class_group`), so that it fills every core;
         any other is one job with ``n_jobs`` threads of its own. The parts join with
         :func:`ktt.linear.join_class_groups`.
         """
-        if self.learner in GROUPABLE:
+        if self.learner in LIBLINEAR:
             groups = class_groups(targets, effective_n_jobs(self.n_jobs))
             factory = functools.partial(self._new_classifier, n_jobs=1)
             return [functools.partial(_flat_part, fit_class_group, factory, features, targets, group)
