@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Sequence
 
@@ -64,11 +64,7 @@ def run_jobs(jobs: Sequence[Callable], n_jobs: int | None, processes: bool = Fal
         yield from _in_processes(jobs, workers)
     else:
         parallel = Parallel(n_jobs=workers, prefer="threads", return_as="generator_unordered")
-        yield from parallel(delayed(_call)(job) for job in jobs)
-
-
-def _call(job: Callable):
-    return job()
+        yield from parallel(delayed(job)() for job in jobs)
 
 
 def _in_processes(jobs: Sequence[Callable], workers: int) -> Iterator:
@@ -76,11 +72,8 @@ def _in_processes(jobs: Sequence[Callable], workers: int) -> Iterator:
     _POOLS[pool] = jobs  # before the first submit, which forks the workers
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        pending = {executor.submit(_run_job, pool, index) for index in range(len(jobs))}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+        futures = [executor.submit(_run_job, pool, index) for index in range(len(jobs))]
+        yield from (future.result() for future in as_completed(futures))
     except BrokenProcessPool as error:
         raise KttError("a worker process fitting the classifiers died (killed, perhaps for lack of memory); "
                        "fit with n_jobs=1 to use one process") from error
