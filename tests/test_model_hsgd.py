@@ -344,6 +344,38 @@ def test_liblinear_fits_on_several_cores_are_reproducible(icd_sample, tmp_path, 
     assert fits[0].fitted_settings()["n_jobs"] == 2  # logged as fitted_n_jobs: the class groups follow it
 
 
+def test_calibration_scores_are_the_same_in_cache_sized_chunks(icd_sample, tmp_path, monkeypatch):
+    """The temperature and weight search scores the validation rows in chunks that stay in the cache
+    (ktt.chunks.CACHE_BYTES), with two reused buffers: every pair's scores equal those of the whole split."""
+    import ktt.hierarchical
+    from ktt.data.flat_file import FlatFileAdapter
+
+    dataset = FlatFileAdapter(path=str(icd_sample), name="icd_sample").adapt(tmp_path)
+    train, val, _ = get_loaders(dataset)
+    model = TfidfHSGD(learner="svm", min_df=2, n_jobs=1).fit(train, val, hierarchy=dataset.hierarchy)
+    features = model.encode(val.texts)
+    pairs = [(temperature, weight) for temperature in (1.0, 0.25) for weight in (0.0, 0.3, 1.0)]
+
+    def pair_scores():
+        scores, chunks = {}, set()
+        for k, rows, chunk in model._calibration_scores(features, pairs):
+            scores.setdefault(k, np.empty((len(val.texts), chunk.shape[1])))[rows] = chunk
+            chunks.add((rows.start, rows.stop))
+        return scores, len(chunks)
+
+    chunked, n_chunks = pair_scores()
+    monkeypatch.setattr(ktt.hierarchical, "CACHE_BYTES", 2**40)
+    whole, n_whole = pair_scores()
+    assert n_chunks > 1 and n_whole == 1
+    for k, (temperature, weight) in enumerate(pairs):
+        np.testing.assert_array_equal(chunked[k], whole[k])
+        # ... and the scores prediction blends at that temperature
+        model.nodes_.scorer.temperature = model.flat_.temperature = temperature
+        path_log, flat_log = model._log_parts(features)
+        expected = model.path_probabilities(features) if not weight else path_log * (1 - weight) + flat_log * weight
+        np.testing.assert_array_equal(whole[k], expected)
+
+
 def test_constructor_stores_params_and_clones():
     model = TfidfHSGD(loss="hinge", min_df=3, progress=True)
     params = model.get_params()

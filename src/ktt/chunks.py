@@ -15,6 +15,10 @@ import numpy as np
 
 #: The largest dense float64 array (bytes) a chunk of rows builds, unless a caller gives its own budget.
 CHUNK_BYTES = 256 * 2**20
+#: A chunk whose arrays stay in a core's cache (half of a 1 MiB L2), for work that passes over the
+#: same rows many times: choosing a blend's temperature and weight makes 77 passes over the
+#: validation rows' leaf scores (1.25 s instead of 2.0 s of CPU on 2,000 ICD-10-CM rows x 1,530 leaves).
+CACHE_BYTES = 512 * 2**10
 
 
 def row_chunks(n_rows: int, n_columns: int, budget: int | None = None) -> list[slice]:

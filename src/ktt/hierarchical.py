@@ -43,7 +43,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from scipy import sparse
 
-from ktt.chunks import in_row_chunks, row_chunks
+from ktt.chunks import CACHE_BYTES, in_row_chunks, row_chunks
 from ktt.errors import KttError
 from ktt.hierarchy import Hierarchy
 from ktt.linear import LIBLINEAR, LinearScores, classifier_columns, fit_columns, join_class_groups, score_rule
@@ -417,13 +417,14 @@ class HierarchicalTfidfModel(TfidfLinearModel):
         """``(pair index, rows, scores)`` for each row chunk of ``features`` and each ``(temperature, weight)``.
 
         ``scores`` (chunk rows x leaves) are the path probabilities at a weight of 0,
-        else the blend's unnormalised log-scores (their argmax is the prediction).
-        Rows are scored in chunks (:func:`ktt.chunks.row_chunks`): the node
-        classifiers' decisions alone are rows x every class.
+        else the blend's unnormalised log-scores (their argmax is the prediction), in a
+        buffer that the next item overwrites. Rows are scored in chunks small enough to
+        stay in the cache (:data:`ktt.chunks.CACHE_BYTES`), each chunk at every pair: a
+        row's scores do not depend on its chunk.
         """
         nodes = self.nodes_.scorer
         blends = self.flat_ is not None and any(weight for _, weight in pairs)
-        for rows in row_chunks(features.shape[0], self._score_width()):
+        for rows in row_chunks(features.shape[0], self._score_width(), CACHE_BYTES):
             part = features[rows]
             node_decisions = nodes.decisions(part) if nodes is not None else None
             flat_decisions = self.flat_.decisions(self.features_.word_columns(part)) if blends else None
@@ -441,7 +442,11 @@ class HierarchicalTfidfModel(TfidfLinearModel):
                         path_log = np.log(np.maximum(path, FLOOR))
                         flat = self.flat_.scores_of_decisions(flat_decisions.copy(), temperature)
                         flat_log = np.log(np.maximum(flat, FLOOR))
-                    yield k, rows, path_log * (1 - weight) + flat_log * weight
+                        blended, share = np.empty_like(path_log), np.empty_like(path_log)
+                    # path_log * (1 - weight) + flat_log * weight, in two buffers that stay in the cache
+                    np.multiply(path_log, 1 - weight, out=blended)
+                    blended += np.multiply(flat_log, weight, out=share)
+                    yield k, rows, blended
 
     def fitted_settings(self) -> dict:
         """The flat model's, and ``blend_weight`` (None where no flat classifier was fitted)."""
