@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from joblib import effective_n_jobs
 
-from ktt.chunks import in_row_chunks, row_chunks
+from ktt.chunks import CACHE_BYTES, in_row_chunks, row_chunks
 from ktt.errors import KttError
 from ktt.features import TfidfFeatures, check_min_df
 from ktt.hierarchy import Hierarchy
@@ -212,7 +212,7 @@ class TfidfLinearModel(SklearnModel):
         if known is None or len(self.scorer_.temperatures()) == 1:
             return 1.0
         texts, truth = known
-        return choose_temperature(self.scorer_, self.encode(texts), truth, row_chunks(len(truth), self._score_width()))
+        return choose_temperature(self.scorer_, self.encode(texts), truth, row_chunks(len(truth), self._score_width(), CACHE_BYTES))
 
     def _known_rows(self, val: Loader | None) -> tuple[list[str], np.ndarray] | None:
         """The validation texts whose class the model knows, and each one's score column (None if there are none)."""
