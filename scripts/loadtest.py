@@ -7,6 +7,10 @@ as JSON, rotating through them, each thread from its own offset) and stopped:
 ``bento_constant``
     a BentoML 1.4 service whose ``/predict`` answers a constant prediction of the
     same JSON shape (same API workers and timeout as the bento): the baseline;
+``bento_constant_response``
+    the same constant answer returned as a ready Starlette response, which BentoML
+    sends without validating and serialising it, as ktt's bento returns its
+    predictions: BentoML's ceiling for that path;
 ``bento``
     ``bentoml serve <tag>``, the exported bento (monitoring off unless ``--monitoring``);
 ``bento_inline``
@@ -61,7 +65,8 @@ from ktt.testing import free_port, stop_process
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXTS = Path(os.environ.get("KTT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "icd10cm" / "icd10cm.parquet"
-TARGETS = ("bento_constant", "bento", "bento_inline", "starlette_model", "mlflow", "starlette_echo")
+TARGETS = ("bento_constant", "bento_constant_response", "bento", "bento_inline", "starlette_model", "mlflow",
+           "starlette_echo")
 BASELINE = "bento_constant"
 RESULT_MARK = "KTT_RESULT "
 
@@ -108,6 +113,17 @@ class Constant:
     @bentoml.api(route="/predict")
     async def predict(self, text: Any = None, texts: Any = None) -> dict:
         return CONSTANT if texts is None else {{"predictions": [CONSTANT] * len(texts)}}
+
+
+@bentoml.service(name="ktt_constant_response", workers={workers}, traffic={{"timeout": {timeout}}})
+class ConstantResponse:
+    """The same answer as a ready response, which BentoML sends without serialising it (as ktt's bento does)."""
+
+    @bentoml.api(route="/predict")
+    async def predict(self, text: Any = None, texts: Any = None) -> dict:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(CONSTANT if texts is None else {{"predictions": [CONSTANT] * len(texts)}})
 '''
 
 
@@ -281,15 +297,16 @@ def check_answer(target: Target, url: str, texts: list[str], batch: int) -> None
         raise ServerError(f"{target.name}: unexpected answer to {json.dumps(body)[:200]}: {str(answer)[:300]}")
 
 
-def mean_batch_size(url: str) -> float:
-    """Mean adaptive batch size of a bento's model service so far (from its Prometheus metrics)."""
+def mean_batch_size(url: str, metric: str = "bentoml_service_adaptive_batch_size") -> float:
+    """Mean batch size of a bento so far, from its Prometheus metrics: BentoML's adaptive batches of the
+    model service, or (``ktt_batch_size``) the batches of a service that holds its model."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             page = response.read().decode()
     except (urllib.error.URLError, OSError):
         return float("nan")
     totals = {kind: sum(float(v) for v in re.findall(
-        rf"^bentoml_service_adaptive_batch_size_{kind}{{.*}} (\S+)$", page, re.MULTILINE)) for kind in ("sum", "count")}
+        rf"^{metric}_{kind}(?:{{.*}})? (\S+)$", page, re.MULTILINE)) for kind in ("sum", "count")}
     return totals["sum"] / totals["count"] if totals["count"] else float("nan")
 
 
@@ -309,8 +326,10 @@ def measure(target: Target, port: int, workdir: Path, texts: list[str], args) ->
         print(f"{target.name}: wrk -t{args.threads} -c{args.connections} -d{args.duration}", file=sys.stderr,
               flush=True)
         result = run_wrk(url, script, args.threads, args.connections, args.duration, args.timeout, wrk_log)
-        if target.name == "bento":
-            result["mean_batch_size"] = mean_batch_size(f"http://{HOST}:{port}/metrics")
+        if target.name in ("bento", "bento_inline"):
+            result["mean_batch_size"] = mean_batch_size(
+                f"http://{HOST}:{port}/metrics",
+                "bentoml_service_adaptive_batch_size" if target.name == "bento" else "ktt_batch_size")
         return result
     finally:
         stop_process(process, 15, group=True)
@@ -409,6 +428,10 @@ def targets(args, bento, run_id: str | None, ports: dict, workdir: Path, texts: 
         "bento_constant": Target("bento_constant", [python, "-m", "bentoml", "serve", "constant_service:Constant",
                                                     *serve_port, str(ports["bento_constant"])],
                                  "/predict", "/readyz", "predict", bento_env, constant_dir),
+        "bento_constant_response": Target("bento_constant_response",
+                                          [python, "-m", "bentoml", "serve", "constant_service:ConstantResponse",
+                                           *serve_port, str(ports["bento_constant_response"])],
+                                          "/predict", "/readyz", "predict", bento_env, constant_dir),
         "bento": Target("bento", [python, "-m", "bentoml", "serve", str(bento.tag), *serve_port, str(ports["bento"])],
                         "/predict", "/readyz", "predict", bento_env),
         "bento_inline": Target("bento_inline", [python, "-m", "bentoml", "serve", str(bento.tag), *serve_port,
@@ -558,8 +581,9 @@ def main() -> int:
           f"--timeout {args.timeout}, {len(texts)} ICD texts, {args.batch} per request; {medians}; "
           f"ratios against {BASELINE}")
     print(table(summary, errors))
-    if "mean_batch_size" in summary.get("bento", {}):
-        print(f"bento: mean adaptive batch size {summary['bento']['mean_batch_size']:.1f} texts")
+    for name in ("bento", "bento_inline"):
+        if "mean_batch_size" in summary.get(name, {}):
+            print(f"{name}: mean batch size {summary[name]['mean_batch_size']:.1f} texts")
     if args.json:
         args.json.write_text(json.dumps({"tag": str(bento.tag), "threads": args.threads,
                                          "connections": args.connections, "duration": args.duration,

@@ -397,6 +397,18 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
         assert single["path"] == expected[0]
         np.testing.assert_allclose(single["scores"], path_scores[0], rtol=1e-6)
         assert predict(server["url"], {"text": ""}).status_code == 400
+        # concurrent requests, scored in shared calls (ktt.serving.batching): each gets its own answer
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = [i % len(TEXTS) for i in range(96)]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda i: predict(server["url"], {"text": TEXTS[i]}).json(), order))
+        assert [a["path"] for a in answers] == [expected[i] for i in order]
+        np.testing.assert_allclose([a["scores"] for a in answers], path_scores[order], rtol=1e-6)
+        metrics = requests.get(f"{server['url']}/metrics", timeout=30).text
+        calls = float(re.search(r"^ktt_batch_size_count(?:{.*})? (\S+)$", metrics, re.MULTILINE).group(1))
+        texts = float(re.search(r"^ktt_batch_size_sum(?:{.*})? (\S+)$", metrics, re.MULTILINE).group(1))
+        assert texts == len(TEXTS) * 10 + 1 + len(order) and calls <= -(-len(TEXTS) * 10 // 64) + 1 + len(order)
         assert "classifier" not in server["log"].read_text().lower()  # no model service was started
 
 

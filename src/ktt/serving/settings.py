@@ -51,9 +51,11 @@ class Option:
 OPTIONS = {
     "adaptive_batching": Option(True, [bool], "A model service of its own behind BentoML's adaptive batching "
                                               "(true), or the model inside the HTTP service (false: no "
-                                              "inter-process call per request).", "KTT_ADAPTIVE_BATCHING"),
+                                              "inter-process call per request; the requests waiting together "
+                                              "are scored in one call).", "KTT_ADAPTIVE_BATCHING"),
     "max_batch_size": Option(64, [Interval(int, 2, None)],
-                             "Largest adaptive batch of the model service (BentoML's minimum is 2).",
+                             "Largest batch of texts scored in one call: BentoML's adaptive batch of the model "
+                             "service (its minimum is 2), or the HTTP service's own batch without one.",
                              "KTT_MAX_BATCH_SIZE"),
     "max_latency_ms": Option(10_000, [Interval(int, 1, None)],
                              "BentoML's latency budget of a batched call; requests that cannot be served "
