@@ -12,10 +12,12 @@ as JSON, rotating through them, each thread from its own offset) and stopped:
     sends without validating and serialising it, as ktt's bento returns its
     predictions: BentoML's ceiling for that path;
 ``bento``
-    ``bentoml serve <tag>``, the exported bento (monitoring off unless ``--monitoring``);
+    ``bentoml serve <tag>``, the exported bento as built (monitoring off unless
+    ``--monitoring``): the model inside the HTTP service by default, two services for a
+    bento exported with ``export.adaptive_batching=true``;
 ``bento_inline``
     the same bento served with ``KTT_ADAPTIVE_BATCHING=0``: the model inside the HTTP
-    service, no model service;
+    service, no model service (the same as ``bento`` for a default bento);
 ``starlette_model``
     Starlette + uvicorn (one process, no batching) serving the bento's checkpoint
     through :class:`ktt.serving.ModelRuntime`;

@@ -73,12 +73,14 @@ def exported_metric_names() -> set[str]:
 
     from ktt.monitoring.config import MONITORS
     from ktt.monitoring.metrics import DriftMetrics
-    from ktt.serving import runtime
+    from ktt.serving import batching, runtime
     from ktt.serving.monitoring import metrics as hook_metrics
 
     hook_metrics()  # the serving runtime creates its counters on first use, in the global registry
     runtime._retries()
-    hook = {n for n in family_names(prometheus_client.REGISTRY) if n.startswith(("ktt_monitoring_", "ktt_classify_"))}
+    batching._batch_sizes()
+    hook = {n for n in family_names(prometheus_client.REGISTRY)
+            if n.startswith(("ktt_monitoring_", "ktt_classify_", "ktt_batch_"))}
     return family_names(DriftMetrics(MONITORS, 30).registry) | hook | bentoml_metric_names()
 
 

@@ -358,6 +358,14 @@ def test_settings_from_the_environment_are_checked(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KttError, match="no ktt_service.json"):
         ServiceSettings.load(tmp_path / "empty")
+    # a bento built with the model inside the HTTP service (the default) has no model service to turn on
+    with pytest.raises(KttError, match=r"^KTT_ADAPTIVE_BATCHING=1, but this service was built without a model "
+                                       r"service \(adaptive_batching=false\); re-export it with "
+                                       r"export.adaptive_batching=true$"):
+        ServiceSettings.load(tmp_path, environ={"KTT_ADAPTIVE_BATCHING": "1"})
+    ServiceSettings(name="x", checkpoint="model/model.joblib", checkpoint_sha256="0" * 64,
+                    adaptive_batching=True).save(tmp_path)
+    assert not ServiceSettings.load(tmp_path, environ={"KTT_ADAPTIVE_BATCHING": "0"}).adaptive_batching
 
 
 def test_the_bento_export_config_sets_every_service_setting_to_its_default():
@@ -378,10 +386,11 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
     from ktt.preprocess import preprocess
 
     home = tmp_path / "bentoml"
-    run = exported_hsgd_run(icd_sample, home, tmp_path, "min_df=2")
+    run = exported_hsgd_run(icd_sample, home, tmp_path, "min_df=2", "export.adaptive_batching=true")
     model = tracking.load_model(run.info.run_id, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     paths, path_scores = model.predict_path(preprocess(TEXTS))
     expected = [[model.hierarchy.classes[i] for i in path] for path in paths]
+    # the model in a service of its own, behind BentoML's adaptive batching
     with serve_bento(run.data.tags["ktt.bento_tag"], home, tmp_path) as server:
         answer = predict(server["url"], {"texts": TEXTS})
         assert answer.status_code == 200, answer.text
@@ -389,7 +398,8 @@ def test_tfidf_hsgd_is_served_with_its_top_down_paths(icd_sample, tmp_path):
         assert [p["path"] for p in predictions] == expected
         np.testing.assert_allclose([p["scores"] for p in predictions], path_scores, rtol=1e-6)
         assert predict(server["url"], {"text": ""}).status_code == 400
-    # the same bento with the model inside the HTTP service: the same answers, inline and in a worker thread
+    # the same bento with the model inside the HTTP service (as the default builds it): the same answers,
+    # inline and in a worker thread
     with serve_bento(run.data.tags["ktt.bento_tag"], home, tmp_path, KTT_ADAPTIVE_BATCHING="0") as server:
         many = predict(server["url"], {"texts": TEXTS * 10}).json()["predictions"]  # > INLINE_CLASSIFY_TEXTS
         assert [p["path"] for p in many] == expected * 10

@@ -60,10 +60,14 @@ PANELS = [
        f"{{{PREDICT}}}[1m])))", f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)], ""),
     ("Requests in progress", "timeseries", "short",
      [(f"sum(bentoml_service_request_in_progress{{{PREDICT}}})", "in progress")], ""),
-    ("Adaptive batch size (mean)", "timeseries", "short",
-     [('sum(rate(bentoml_service_adaptive_batch_size_sum{service_name=~"$service"}[1m])) / '
+    ("Batch size (mean)", "timeseries", "short",
+     [('sum(rate(ktt_batch_size_sum[1m])) / clamp_min(sum(rate(ktt_batch_size_count[1m])), 1e-9)',
+       "texts per call (model in the HTTP service)"),
+      ('sum(rate(bentoml_service_adaptive_batch_size_sum{service_name=~"$service"}[1m])) / '
        'clamp_min(sum(rate(bentoml_service_adaptive_batch_size_count{service_name=~"$service"}[1m])), 1e-9)',
-       "texts per batch")], ""),
+       "texts per adaptive batch (model service)")],
+     "Texts scored per call: the requests that waited together (adaptive_batching=false, the default), "
+     "or BentoML's adaptive batches of a model service (adaptive_batching=true)."),
     ("Monitoring hook of the inference service", "timeseries", "rowsps",
      [("sum(rate(ktt_monitoring_rows_sent_total[1m]))", "sent"),
       ("sum by (reason) (rate(ktt_monitoring_rows_failed_total[1m]))", "failed ({{reason}})"),

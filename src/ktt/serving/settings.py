@@ -49,10 +49,10 @@ class Option:
 
 #: Every tunable setting of a service (also a key of the ``export`` config, ``conf/export/bento.yaml``).
 OPTIONS = {
-    "adaptive_batching": Option(True, [bool], "A model service of its own behind BentoML's adaptive batching "
-                                              "(true), or the model inside the HTTP service (false: no "
-                                              "inter-process call per request; the requests waiting together "
-                                              "are scored in one call).", "KTT_ADAPTIVE_BATCHING"),
+    "adaptive_batching": Option(False, [bool], "A model service of its own behind BentoML's adaptive batching "
+                                               "(true), or the model inside the HTTP service (false: no "
+                                               "inter-process call per request; the requests waiting together "
+                                               "are scored in one call).", "KTT_ADAPTIVE_BATCHING"),
     "max_batch_size": Option(64, [Interval(int, 2, None)],
                              "Largest batch of texts scored in one call: BentoML's adaptive batch of the model "
                              "service (its minimum is 2), or the HTTP service's own batch without one.",
@@ -148,7 +148,8 @@ class ServiceSettings:
         Raises
         ------
         KttError
-            If the file is missing or a value is invalid.
+            If the file is missing or a value is invalid, or the environment asks for a model
+            service that the service was built without.
         """
         folder = Path(where)
         folder = folder if folder.is_dir() else folder.parent
@@ -159,7 +160,11 @@ class ServiceSettings:
         unknown = sorted(set(data) - {*IDENTITY, *OPTIONS})
         if unknown:
             raise KttError(f"{path} has unknown settings {', '.join(unknown)}")
-        data.update(env_overrides(environ if environ is not None else os.environ))
+        overrides = env_overrides(environ if environ is not None else os.environ)
+        if overrides.get("adaptive_batching") and data.get("adaptive_batching") is False:
+            raise KttError("KTT_ADAPTIVE_BATCHING=1, but this service was built without a model service "
+                           "(adaptive_batching=false); re-export it with export.adaptive_batching=true")
+        data.update(overrides)
         settings = cls(**data, folder=folder)
         model = settings.info.get("model")
         if code and model and (folder / model.split(".")[0]).is_dir():  # the bento carries the package (ktt_models/)
