@@ -299,15 +299,19 @@ def check_answer(target: Target, url: str, texts: list[str], batch: int) -> None
         raise ServerError(f"{target.name}: unexpected answer to {json.dumps(body)[:200]}: {str(answer)[:300]}")
 
 
-def mean_batch_size(url: str, metric: str = "bentoml_service_adaptive_batch_size") -> float:
-    """Mean batch size of a bento so far, from its Prometheus metrics: BentoML's adaptive batches of the
-    model service, or (``ktt_batch_size``) the batches of a service that holds its model."""
+#: Batch-size histograms of a bento: BentoML's adaptive batches of a model service, and ktt's batches of a
+#: service that holds its model. A bento has one layout, so at most one of them counts anything.
+BATCH_METRICS = ("bentoml_service_adaptive_batch_size", "ktt_batch_size")
+
+
+def mean_batch_size(url: str) -> float:
+    """Mean batch size of a bento so far, from its Prometheus metrics (:data:`BATCH_METRICS`)."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             page = response.read().decode()
     except (urllib.error.URLError, OSError):
         return float("nan")
-    totals = {kind: sum(float(v) for v in re.findall(
+    totals = {kind: sum(float(v) for metric in BATCH_METRICS for v in re.findall(
         rf"^{metric}_{kind}(?:{{.*}})? (\S+)$", page, re.MULTILINE)) for kind in ("sum", "count")}
     return totals["sum"] / totals["count"] if totals["count"] else float("nan")
 
@@ -329,9 +333,7 @@ def measure(target: Target, port: int, workdir: Path, texts: list[str], args) ->
               flush=True)
         result = run_wrk(url, script, args.threads, args.connections, args.duration, args.timeout, wrk_log)
         if target.name in ("bento", "bento_inline"):
-            result["mean_batch_size"] = mean_batch_size(
-                f"http://{HOST}:{port}/metrics",
-                "bentoml_service_adaptive_batch_size" if target.name == "bento" else "ktt_batch_size")
+            result["mean_batch_size"] = mean_batch_size(f"http://{HOST}:{port}/metrics")
         return result
     finally:
         stop_process(process, 15, group=True)

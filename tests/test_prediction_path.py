@@ -169,13 +169,14 @@ def test_split_weights_give_the_sparse_product():
     split = SplitWeights(weights)
     assert split.dense.shape == (10, 40) and split.rest[:10].nnz == 0
     np.testing.assert_array_equal(split.toarray(), weights.toarray())
-    features = sparse.random(FEW_ROWS * 3, 300, density=0.05, random_state=2, format="csr")
+    features = sparse.random(FEW_ROWS + 40, 300, density=0.05, random_state=2, format="csr")
     features[3] = 0  # an empty row (a text with no known term)
     features.eliminate_zeros()
     expected = (features @ weights).toarray()
     np.testing.assert_allclose(split.product(features), expected, atol=1e-12)
     np.testing.assert_allclose(split.product(features[:FEW_ROWS]), expected[:FEW_ROWS], atol=1e-12)
     np.testing.assert_allclose(split.product(features[5:6]), expected[5:6], atol=1e-12)
+    np.testing.assert_allclose(split.product(features[:FEW_ROWS + 3]), expected[:FEW_ROWS + 3], atol=1e-12)
 
 
 def test_a_large_sparse_node_layout_predicts_as_the_dense_one(splits, tmp_path, monkeypatch):
