@@ -75,6 +75,31 @@ def test_bad_rows_are_dropped_and_counted(tmp_path, caplog):
     assert "Dropped 1 of 30 rows: label path with an empty level" in caplog.text
 
 
+def test_paths_written_with_another_delimiter_are_warned_about(tmp_path, caplog):
+    """Labels joined by ">" read with the default " > " are one level each: a warning names the way out,
+    also when the dataset comes from the cache; the right delimiter gives the tree and no warning."""
+    rows = frame([row for row in ROWS if "Sweet>Salty" not in row[1]]).assign(category=lambda f: f["category"].map(">".join))
+    path = tmp_path / "data.csv"
+    rows.to_csv(path, index=False)
+    for _ in range(2):  # adapted, then from the cache
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            dataset = FlatFileAdapter(path=str(path), name="joined").adapt(tmp_path / "cache")
+        assert dataset.hierarchy.depth == 1
+        warnings = [r.getMessage() for r in caplog.records if "label paths have one level" in r.getMessage()]
+        assert warnings == ["25 of 25 label paths have one level whose label contains '>' (e.g. "
+                            "'Food>Snacks>Chips'): if these are paths, their levels were not split; set the label "
+                            "delimiter (dataset.delimiter for a file)"]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        dataset = FlatFileAdapter(path=str(path), name="joined", delimiter=">").adapt(tmp_path / "cache")
+    assert dataset.hierarchy.depth == 3 and "label paths have one level" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # ROWS hold one label with ">" inside a path of three levels: no warning
+        FlatFileAdapter(path=str(write(tmp_path, "csv")), name="clean").adapt(tmp_path / "cache")
+    assert "label paths have one level" not in caplog.text
+
+
 def test_depth_cuts_paths_and_too_deep_is_an_error(tmp_path):
     path = str(write(tmp_path, "parquet"))
     dataset = FlatFileAdapter(path=path, name="shop", depth=2).adapt(tmp_path / "cache")

@@ -178,6 +178,8 @@ class Adapter(ABC):
             log.info("Using the cached intermediate dataset %s", destination)
             cached = IntermediateDataset(destination)
             _warn_dropped(cached.meta["rows_dropped"], cached.meta["rows_read"])  # as when it was adapted
+            for warning in cached.meta.get("warnings", []):
+                log.warning("%s", warning)
             return cached
         log.info("Adapting dataset %r", self.name)
         frame = snapshot.read()
@@ -191,6 +193,9 @@ class Adapter(ABC):
             reasons = "; ".join(f"{reason} ({count})" for reason, count in dropped.items() if count)
             raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped"
                            + (f": {reasons})" if reasons else ")"))
+        warnings = [warning for warning in (unsplit_paths(frame["path"]),) if warning]
+        for warning in warnings:
+            log.warning("%s", warning)
         frame["path"] = cut_paths(frame["path"], self.depth)
         frame = self._subsample(frame)
         hierarchy, codes = Hierarchy.from_paths(frame["path"])
@@ -204,6 +209,7 @@ class Adapter(ABC):
             "rows_dropped": dropped,
             "sizes": {name: len(f) for name, f in frames.items()},
             "level_sizes": hierarchy.level_sizes,
+            "warnings": warnings,
         }
         dataset = write_dataset(destination, frames, hierarchy, meta)
         log.info(
@@ -299,6 +305,31 @@ def _warn_dropped(dropped: dict[str, int], n_rows: int) -> None:
     for reason, count in dropped.items():
         if count:
             log.warning("Dropped %d of %d rows: %s", count, n_rows, reason)
+
+
+#: Characters that often join the levels of a path written as one string.
+PATH_SEPARATORS = (">", "/", "|", "\\", "»", "→")
+
+
+def unsplit_paths(paths: pd.Series) -> str | None:
+    """A warning (one line) when most one-level paths hold a path separator in their label, else None.
+
+    ``Food>Snacks>Chips`` read with the delimiter ``" > "`` is one label, not three
+    levels: the model would then learn flat classes, or a tree of two shapes where
+    some rows are written one way and some the other. A one-level label with a
+    separator can be a real name ("Food/Drink"), so this warns, and only when such
+    labels are most of the one-level ones.
+    """
+    single = paths[paths.map(len) == 1].map(lambda path: path[0])
+    if not len(single):
+        return None
+    for separator in PATH_SEPARATORS:
+        holding = single[single.str.contains(separator, regex=False)]
+        if 2 * len(holding) > len(single):
+            return (f"{len(holding)} of {len(paths)} label paths have one level whose label contains "
+                    f"{separator!r} (e.g. {holding.iloc[0]!r}): if these are paths, their levels were not split; "
+                    "set the label delimiter (dataset.delimiter for a file)")
+    return None
 
 
 def clean(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
