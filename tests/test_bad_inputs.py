@@ -347,8 +347,11 @@ CASES = [
     Case("trailing-separator-in-every-label", BAD,
          r"no usable rows \(40 read, all dropped: label path with an empty level \(40\)\)", run="failed",
          prepare=bad_csv([(t, p + " > ") for t, p in ROWS])),
-    Case("binary-file", BAD, r"cannot read bad\.csv as csv: 'utf-8' codec", run="failed",
+    Case("binary-file", BAD, r"cannot read bad\.csv as csv: it is not UTF-8 text \(byte 0x80\)", run="failed",
          prepare=files(bad__csv=bytes(range(256)) * 20)),
+    Case("latin-1-file", BAD, r"cannot read bad\.csv as csv: it is not UTF-8 text \(byte 0xe9\); convert it first, "
+         r"e\.g\. iconv -f latin1 -t utf-8 bad\.csv > bad\.utf8\.csv$", run="failed",
+         prepare=files(bad__csv="text,category\ncafé crème,Food > Drinks\n".encode("latin-1"))),
     Case("not-parquet", ["dataset=file", "dataset.path=bad.parquet"], r"cannot read bad\.parquet as parquet",
          run="failed", prepare=files(bad__parquet="text,category\n")),
     Case("truncated-json", ["dataset=file", "dataset.path=bad.json"], r"cannot read bad\.json as json", run="failed",
