@@ -298,6 +298,8 @@ CASES = [
     Case("proportion-zero", BASE + ["dataset.proportion=0"], r"invalid proportion=0"),
     Case("unknown-format", BASE + ["dataset.format=xls"], r"invalid format='xls'"),
     Case("empty-delimiter", BASE + ["dataset.delimiter="], r"invalid delimiter=''"),
+    Case("text-column-is-the-label-column", BASE + ["dataset.text_col=category"],
+         r"dataset\.text_col and dataset\.label_col name the same column 'category'; give each its own column$"),
     Case("export-batch-of-one", BASE + ["export=bento", "export.max_batch_size=1"], r"invalid export\.max_batch_size=1"),
     Case("override-syntax", BASE + ["loss=[1"], r"cannot parse the override 'loss=\[1'"),
     Case("unknown-flag", BASE + ["--nope"], r"unrecognized arguments: --nope"),

@@ -208,6 +208,9 @@ def test_bad_columns_and_queries_are_one_line_errors(db, tmp_path):
     with pytest.raises(KttError, match=r"^column 'parent' not found in the result of classes_query .*"
                                         r"set dataset.parent_col$"):
         db.adapter(parent_col="parent").adapt(tmp_path / "cache")
+    with pytest.raises(KttError, match=r"^dataset.id_col and dataset.text_col name the same column 'id'; "
+                                        r"give each its own column$"):
+        db.adapter(text_col="id").adapt(tmp_path / "cache")
     with pytest.raises(KttError, match=r"^cannot run items_query on .*: .*nothere") as error:
         db.adapter(items_query="SELECT id, text, class_id FROM nothere").adapt(tmp_path / "cache")
     assert "\n" not in str(error.value) and PASSWORD not in str(error.value)

@@ -301,6 +301,19 @@ def split_names(values: pd.Series, setting: str) -> np.ndarray:
     return names
 
 
+def check_distinct_columns(columns: dict[str, str | None]) -> None:
+    """Raise :class:`KttError` when two column settings (``{"text_col": "title", ...}``, None: unset) name
+    the same column: a text column that is also the label column would train on the answers."""
+    setting_of: dict[str, str] = {}
+    for setting, column in columns.items():
+        if column is None:
+            continue
+        if column in setting_of:
+            raise KttError(f"dataset.{setting_of[column]} and dataset.{setting} name the same column {column!r}; "
+                           "give each its own column")
+        setting_of[column] = setting
+
+
 def _warn_dropped(dropped: dict[str, int], n_rows: int) -> None:
     for reason, count in dropped.items():
         if count:

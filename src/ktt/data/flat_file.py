@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from ktt.data.adapter import Adapter
+from ktt.data.adapter import Adapter, check_distinct_columns
 from ktt.errors import KttError
 from ktt.files import file_sha256
 from ktt.params import Options
@@ -92,6 +92,7 @@ class FlatFileAdapter(Adapter):
         super().validate()
         if not self.delimiter:
             raise KttError("invalid delimiter='' (allowed: a non-empty string, e.g. ' > ')")
+        check_distinct_columns({"text_col": self.text_col, "label_col": self.label_col, "split_col": self.split_col})
         if Path(self.path).is_dir():
             raise KttError(f"dataset.path={self.path} is a folder; give the data file in it")
         if not Path(self.path).is_file():

@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ktt.data.adapter import Adapter, Snapshot
+from ktt.data.adapter import Adapter, Snapshot, check_distinct_columns
 from ktt.errors import KttError
 from ktt.params import Interval
 from ktt.secrets import mask_error, mask_text
@@ -183,6 +183,8 @@ class SQLAdapter(Adapter):
         for name in ("items_query", "classes_query"):
             if not getattr(self, name).strip():
                 raise KttError(f"invalid {name}='' (allowed: a SQL query returning rows)")
+        check_distinct_columns({"id_col": self.id_col, "text_col": self.text_col, "class_col": self.class_col,
+                                "split_col": self.split_col})
         self._parsed_url()
 
     def _parsed_url(self):
