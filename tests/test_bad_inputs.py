@@ -378,7 +378,8 @@ CASES = [
          run="failed", cache=True),
     Case("min_df-fraction-leaves-nothing", BAD[:2] + ["min_df=0.99", "plots=false"], r"min_df.*lower min_df",
          run="failed", cache=True, prepare=bad_csv([(f"word{i} thing{i}", p) for i, (_, p) in enumerate(ROWS)])),
-    Case("n_jobs-zero", BASE + ["n_jobs=0"], r"cannot be fitted.*n_jobs", run="failed", cache=True),
+    Case("n_jobs-zero", BASE + ["n_jobs=0"],
+         r"invalid n_jobs=0 \(allowed: null or an integer in \[-inf, -1\] or an integer in \[1, inf\]\)"),
     Case("objective-not-a-metric", BASE + ["objective=nope"], r"objective 'nope' is not a computed metric",
          run="failed", cache=True),
     # ------------------------------------------------------------------------- the cache
@@ -599,6 +600,20 @@ def test_a_bug_keeps_its_traceback():
         assert user_message(error) is None
     assert user_message(ValueError("a ValueError from ktt's own code")) is None
     assert user_message(FileNotFoundError(2, "No such file or directory")) is None  # no path: nothing to act on
+
+
+def test_a_scikit_learn_error_inside_a_fit_is_one_line():
+    """A ValueError that scikit-learn raises while fitting, with no rule of its own, names the settings."""
+    from sklearn.svm import LinearSVC
+
+    from ktt.errors import user_message
+
+    try:
+        LinearSVC(penalty="l1", loss="hinge").fit([[1.0, 0.0], [0.0, 1.0]] * 2, [0, 1, 0, 1])
+    except ValueError as error:
+        message = user_message(error)
+    assert message.startswith("the model cannot be fitted with these settings and data: Unsupported set of "
+                              "arguments") and message.endswith("; check the model's settings")
 
 
 # ------------------------------------------------------------------------- the served API

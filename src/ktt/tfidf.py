@@ -121,7 +121,7 @@ class TfidfLinearModel(SklearnModel):
         "sublinear_tf": [bool],
         "class_weight": [None, Options(("balanced",))],
         "random_state": [None, Interval(int, 0, None)],
-        "n_jobs": [None, int],
+        "n_jobs": [None, Interval(int, None, -1), Interval(int, 1, None)],
         "temperature": [Options(("auto",)), Interval(float, 0, None, closed="neither")],
         "label_names": [bool, Options(("auto",))],
     }
