@@ -193,8 +193,9 @@ class Adapter(ABC):
             reasons = "; ".join(f"{reason} ({count})" for reason, count in dropped.items() if count)
             raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped"
                            + (f": {reasons})" if reasons else ")"))
-        warnings = [warning for warning in (unsplit_paths(frame["path"]),) if warning]
-        for warning in warnings:
+        warning = unsplit_paths(frame["path"])
+        warnings = [warning] if warning else []
+        if warning:
             log.warning("%s", warning)
         frame["path"] = cut_paths(frame["path"], self.depth)
         frame = self._subsample(frame)

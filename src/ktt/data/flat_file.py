@@ -303,8 +303,8 @@ _READ_ERRORS = (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError)
 
 def _read_error(path, fmt: str, error: Exception) -> KttError:
     if isinstance(error, UnicodeDecodeError):
-        name = Path(path)
+        file = Path(path)
         return KttError(f"cannot read {path} as {fmt}: it is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
-                        f"convert it first, e.g. iconv -f latin1 -t utf-8 {name.name} > {name.stem}.utf8{name.suffix}")
+                        f"convert it first, e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}.utf8{file.suffix}")
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return KttError(f"cannot read {path} as {fmt}: {first_line}")
