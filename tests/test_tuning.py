@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import default_sigint, SHARED_DATA, mlflow_client, mlflow_runs, run_cli
+from conftest import ROOT, default_sigint, SHARED_DATA, mlflow_client, mlflow_runs, run_cli
 
 SMALL = ["progress=false", "n_jobs=1", "min_df=choice(1,2)"]
 SEARCH = ["-m", "hparams_search=tfidf_lsgd"]
@@ -77,6 +77,44 @@ def test_search_space_maps_hydra_grammar_to_optuna_distributions():
     assert as_override("name", "a b,c") == "name=a\\ b\\,c" and as_override("alpha", 1e-05) == "alpha=1e-05"
     with pytest.raises(SearchSpaceError, match="needs low > 0"):
         search_space({"alpha": "tag(log, interval(0.0, 1.0))"}, [], parser)
+
+
+def test_a_parameter_is_sampled_only_for_the_learners_it_belongs_to():
+    """``conditions`` (as the hparams_search configs set them): an svm trial gets C and no loss or alpha, an sgd
+    trial the reverse; a learner set on the command line decides for every trial; a bad condition is one line."""
+    import optuna
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.ktt_optuna_sweeper._search_space import (SearchSpaceError, checked_conditions, search_space,
+                                                                suggest_all)
+
+    parser = OverridesParser.create()
+    config = OmegaConf.load(ROOT / "conf" / "hparams_search" / "tfidf_hsgd.yaml")
+    params, conditions = config.hydra.sweeper.params, OmegaConf.to_container(config.hydra.sweeper.conditions)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def sampled(arguments):
+        space, fixed = search_space(dict(params), arguments, parser)
+        values = {o.get_key_element(): o.get_value_element_as_str() for o in parser.parse_overrides(list(fixed.values()))}
+        trials = []
+        for _ in range(12):
+            trial = study.ask()
+            suggest_all(trial, space, checked_conditions(conditions, space, values), values)
+            trials.append(trial.params)
+            study.tell(trial, 0.0)
+        return trials
+
+    trials = sampled([])
+    assert {t["learner"] for t in trials} == {"sgd", "svm"}
+    for t in trials:
+        assert ({"loss", "alpha"} <= set(t) and "C" not in t) if t["learner"] == "sgd" else \
+            ("C" in t and not {"loss", "alpha"} & set(t))
+    assert all("C" in t and "loss" not in t and "learner" not in t for t in sampled(["learner=svm"]))
+    with pytest.raises(SearchSpaceError, match=r"^ktt: error: hydra.sweeper.conditions.C depends on solver, which is "
+                                               r"neither searched"):
+        checked_conditions({"C": {"solver": ["x"]}}, {"C": None}, {})
+    with pytest.raises(SearchSpaceError, match=r"conditions.C must map a parameter to the values"):
+        checked_conditions({"C": ["svm"]}, {"C": None}, {})
 
 
 def test_best_trial_becomes_an_experiment_config():
@@ -169,8 +207,8 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
     (folder,) = list((cwd / "multirun").glob("*/*"))
     results = OmegaConf.to_container(OmegaConf.load(folder / "optimization_results.yaml"))
     best = results["best_params"]
-    assert set(best) == {"learner", "loss", "alpha", "C", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams",
-                         "label_names"}
+    learners_own = {"loss", "alpha"} if best["learner"] == "sgd" else {"C"}  # hydra.sweeper.conditions
+    assert set(best) == {"learner", "min_df", "word_ngrams", "sublinear_tf", "char_ngrams", "label_names"} | learners_own
     assert {k: parent.data.params[f"best.{k}"] for k in best} == {k: str(v) for k, v in best.items()}
     assert f"best of Optuna study 'tfidf_lsgd-icd_sample' (trial {results['best_trial']}" in result.stdout
     experiment = folder / "experiment" / "best_tfidf_lsgd-icd_sample.yaml"
@@ -179,7 +217,7 @@ def test_tuning_never_reads_the_test_split(icd_sample, empty_store, tmp_path):
         a.path for a in mlflow_client(cwd).list_artifacts(parent.info.run_id, "experiment")}
     composed = run_cli("-cd", str(folder), "+experiment=best_tfidf_lsgd-icd_sample", "--cfg", "job", cwd=cwd)
     job = OmegaConf.create(composed.stdout)
-    assert (job.loss, job.min_df, job.alpha) == (best["loss"], best["min_df"], best["alpha"])
+    assert {key: job[key] for key in best} == best
     assert job.evaluate_test is True and job.dataset.path == str(icd_sample)
 
 

@@ -31,7 +31,8 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from hydra_plugins.ktt_optuna_sweeper._experiment import write_experiment
-from hydra_plugins.ktt_optuna_sweeper._search_space import SearchSpaceError, as_override, search_space
+from hydra_plugins.ktt_optuna_sweeper._search_space import (SearchSpaceError, as_override, checked_conditions,
+                                                            search_space, suggest_all)
 from ktt.secrets import mask_error, mask_text
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def run_search(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:
     if not space:
         raise SearchSpaceError("ktt: error: the Optuna sweeper has no search space: set hydra.sweeper.params "
                                "(e.g. min_df: choice(1, 2, 4)) or sweep a key on the command line")
+    fixed_values = {o.get_key_element(): o.get_value_element_as_str() for o in parser.parse_overrides(list(fixed.values()))}
+    conditions = checked_conditions(sweeper.conditions, space, fixed_values)
     sweep_dir = Path(str(sweeper.config.hydra.sweep.dir)).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")
@@ -86,7 +89,7 @@ def run_search(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:
     mine: List[int] = []
     try:
         while len(mine) < sweeper.n_trials:
-            batch = run_batch(sweeper, study, space, fixed, mine, sweep_dir)
+            batch = run_batch(sweeper, study, (space, conditions, fixed_values), fixed, mine, sweep_dir)
             if not batch:
                 if len(mine) < sweeper.n_trials:
                     log.info("The sampler proposed only configurations that have run (%d in a row): "
@@ -98,9 +101,12 @@ def run_search(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:
     return returns
 
 
-def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List[int],
+def run_batch(sweeper, study: optuna.Study, space: tuple[dict, dict, dict], fixed: dict, mine: List[int],
               sweep_dir: Path) -> Sequence[JobReturn]:
     """Ask up to ``n_jobs`` trials, launch them as one batch, tell their results.
+
+    ``space`` is the distributions, the checked conditions and the set values they may
+    name (:func:`~hydra_plugins.ktt_optuna_sweeper._search_space.suggest_all`).
 
     Whatever stops the batch (Ctrl-C, a launcher error) turns its trials that
     were not told yet into FAIL trials before it propagates, so no trial is left
@@ -113,8 +119,9 @@ def run_batch(sweeper, study: optuna.Study, space: dict, fixed: dict, mine: List
     try:
         while len(trials) < sweeper.n_jobs and len(mine) < sweeper.n_trials and repeats < MAX_DUPLICATES_IN_A_ROW:
             with sigint_deferred():  # a Ctrl-C inside ask() would leave a RUNNING trial this code never saw
-                trial = study.ask(space)
+                trial = study.ask()
                 asked.append(trial)
+                suggest_all(trial, *space)
             mine.append(trial.number)
             if not skip_duplicate(study, trial, trials):
                 trials.append(trial)

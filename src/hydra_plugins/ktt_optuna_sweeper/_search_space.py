@@ -12,6 +12,11 @@
 ``tag(log, int(interval(1, 128)))``         ``IntDistribution(1, 128, log=True)``
 ``key=value`` (no sweep)                    fixed: passed to every trial as is
 =========================================  ==========================================
+
+``hydra.sweeper.conditions`` samples a parameter only for some values of another
+(``loss: {learner: [sgd]}``): a trial of another learner leaves it at the config's
+value, so two trials never differ only in a setting their model ignores (and the
+search's duplicate check sees them as the same configuration).
 """
 
 from __future__ import annotations
@@ -93,6 +98,55 @@ def search_space(params: Mapping[str, Any] | None, arguments: list[str],
         else:
             fixed[key] = override.input_line if override.input_line else f"{key}={override.get_value_element_as_str()}"
     return space, fixed
+
+
+def checked_conditions(conditions: Mapping[str, Any] | None, space: Mapping[str, Any],
+                       fixed: Mapping[str, str]) -> dict[str, dict[str, list[str]]]:
+    """``hydra.sweeper.conditions`` as ``{parameter: {other: [values as override strings]}}``.
+
+    Raises
+    ------
+    SearchSpaceError
+        If a condition is not a mapping of another parameter to its values, or that
+        parameter is neither searched (unconditionally) nor set.
+    """
+    checked: dict[str, dict[str, list[str]]] = {}
+    for key, rule in (conditions or {}).items():
+        if not isinstance(rule, Mapping) or not rule:
+            raise SearchSpaceError(f"ktt: error: hydra.sweeper.conditions.{key} must map a parameter to the values "
+                                   "for which it is sampled, e.g. {learner: [sgd]}")
+        checked[key] = {}
+        for other, values in rule.items():
+            if (other not in space or other in (conditions or {})) and other not in fixed:
+                raise SearchSpaceError(f"ktt: error: hydra.sweeper.conditions.{key} depends on {other}, which is "
+                                       "neither searched (without a condition of its own) nor set")
+            values = values if isinstance(values, (list, tuple)) else [values]
+            checked[key][other] = [Override._get_value_element_as_str(value) for value in values]
+    return checked
+
+
+def suggest_all(trial, space: Mapping[str, Any], conditions: Mapping[str, Mapping[str, list[str]]],
+                fixed: Mapping[str, str]) -> None:
+    """Sample a trial's parameters: those without a condition, then those whose condition holds.
+
+    ``fixed`` holds the value (override string) of each set parameter a condition may name.
+    """
+    for key in sorted(space, key=lambda name: name in conditions):  # stable: the unconditional ones first
+        rule = conditions.get(key, {})
+        if all((Override._get_value_element_as_str(trial.params[other]) if other in trial.params
+                else fixed.get(other)) in values for other, values in rule.items()):
+            _suggest(trial, key, space[key])
+
+
+def _suggest(trial, key: str, distribution) -> None:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        trial.suggest_categorical(key, distribution.choices)
+    elif isinstance(distribution, IntDistribution):
+        trial.suggest_int(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
+    else:
+        trial.suggest_float(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
 
 
 def as_override(key: str, value: Any) -> str:

@@ -20,6 +20,8 @@ class KttSweeperConf:
     # Sweeps declared in a config (key -> choice(...), a,b,c, range(...), interval(...), tag(log, ...))
     # or fixed values; the command line's overrides win over them.
     params: Dict[str, Any] = field(default_factory=dict)
+    # optuna: parameters sampled only for some values of another, e.g. loss: {learner: [sgd]}.
+    conditions: Dict[str, Any] = field(default_factory=dict)
     # maximize or minimize the value the task returns (also how ktt's summary ranks a grid).
     direction: str = "maximize"
 

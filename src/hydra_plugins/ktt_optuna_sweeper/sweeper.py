@@ -43,6 +43,9 @@ class KttSweeper(BasicSweeper):
     seed : int or None
         Sampler seed, offset by the number of trials the study already has.
     sampler : {"tpe", "random"}
+    conditions : mapping or None
+        ``optuna``: parameters sampled only for some values of another
+        (``{"loss": {"learner": ["sgd"]}}``); see ``_search_space``.
 
     Notes
     -----
@@ -55,9 +58,13 @@ class KttSweeper(BasicSweeper):
     def __init__(self, search: str = "grid", params: Optional[Mapping[str, Any]] = None,
                  direction: str = "maximize", max_batch_size: Optional[int] = None, n_trials: int = 20,
                  n_jobs: int = 1, storage: Optional[str] = None, study_name: Optional[str] = None,
-                 seed: Optional[int] = None, sampler: str = "tpe") -> None:
+                 seed: Optional[int] = None, sampler: str = "tpe",
+                 conditions: Optional[Mapping[str, Any]] = None) -> None:
         if OmegaConf.is_config(params):
             params = OmegaConf.to_container(params, resolve=True)
+        if OmegaConf.is_config(conditions):
+            conditions = OmegaConf.to_container(conditions, resolve=True)
+        self.conditions = dict(conditions or {})
         super().__init__(max_batch_size=max_batch_size, params=dict(params or {}))
         self.search = search
         self.direction = direction
