@@ -123,6 +123,16 @@ def test_bad_hyperparameters_are_one_line_errors(params, message):
         TfidfLSGD(**params).fit(loader())
 
 
+@pytest.mark.parametrize("params, warning", [
+    (dict(learner="svm", loss="hinge", alpha=1e-3), "learner=svm ignores loss='hinge', alpha=0.001 (its settings: C)"),
+    (dict(learner="sgd", C=0.5), "learner=sgd ignores C=0.5 (its settings: loss, alpha)"),
+    (dict(learner="svm", C=0.5), None), (dict(learner="sgd", loss="hinge", alpha=1e-3), None), (dict(), None)])
+def test_a_setting_of_another_learner_is_warned_about(params, warning, caplog):
+    with caplog.at_level("WARNING", logger="ktt.tfidf"):
+        TfidfLSGD(n_jobs=1, **params).fit(loader())
+    assert [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()] == ([warning] if warning else [])
+
+
 def test_balanced_class_weight_reaches_the_learner():
     texts, targets = loader()
     texts, targets = texts[:50], targets[:50]  # 20 chips, 20 nuts, 10 tea

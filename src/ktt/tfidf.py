@@ -14,6 +14,7 @@ transform (:class:`ktt.features.TfidfFeatures`) and the stacked weights of
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 from typing import Sequence
@@ -34,6 +35,9 @@ from ktt.params import Interval, NgramRange, Options
 from ktt.workers import run_jobs
 
 log = logging.getLogger(__name__)
+
+#: The settings each learner reads of ``loss``, ``alpha`` and ``C`` (see :func:`ktt.linear.make_classifier`).
+LEARNER_SETTINGS = {"sgd": ("loss", "alpha"), "svm": ("C",), "logreg": ("C",)}
 
 #: ``min_df="auto"``: a word must occur in this many training texts per ``AUTO_MIN_DF_ROWS`` (at least 1).
 AUTO_MIN_DF_ROWS = 100_000
@@ -183,6 +187,7 @@ class TfidfLinearModel(SklearnModel):
 
     def _training_rows(self, train: Loader, hierarchy: Hierarchy | None) -> tuple[list[str], np.ndarray]:
         """Check ``train``, keep the hierarchy and add the leaf names (``label_names``) to the rows."""
+        self._warn_ignored_settings()
         self._keep_hierarchy(train.targets, hierarchy)
         if self.min_df != "auto":
             check_min_df(self.min_df, len(train.texts))  # the user's texts, not counting the names
@@ -191,6 +196,15 @@ class TfidfLinearModel(SklearnModel):
             log.info("training on %d leaf names as texts too (label_names=%s)", len(texts) - len(train.texts),
                      self.label_names)
         return texts, targets
+
+    def _warn_ignored_settings(self) -> None:
+        """Log a warning when a setting of another learner was changed (``learner=svm loss=hinge``): it is ignored."""
+        defaults = inspect.signature(TfidfLinearModel.__init__).parameters
+        own = LEARNER_SETTINGS.get(self.learner, ())
+        ignored = [f"{name}={getattr(self, name)!r}" for name in ("loss", "alpha", "C")
+                   if name not in own and getattr(self, name) != defaults[name].default]
+        if ignored:
+            log.warning("learner=%s ignores %s (its settings: %s)", self.learner, ", ".join(ignored), ", ".join(own))
 
     def fitted_settings(self) -> dict:
         """``min_df``, ``char_ngrams``, ``label_names``, ``temperature`` and ``n_jobs`` as fitting resolved them.
