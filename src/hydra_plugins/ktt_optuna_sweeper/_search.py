@@ -75,7 +75,8 @@ def run_search(sweeper, arguments: List[str]) -> List[Sequence[JobReturn]]:
     if not space:
         raise SearchSpaceError("ktt: error: the Optuna sweeper has no search space: set hydra.sweeper.params "
                                "(e.g. min_df: choice(1, 2, 4)) or sweep a key on the command line")
-    fixed_values = {o.get_key_element(): o.get_value_element_as_str() for o in parser.parse_overrides(list(fixed.values()))}
+    fixed_values = {override.get_key_element(): override.get_value_element_as_str()
+                    for override in parser.parse_overrides(list(fixed.values()))}
     conditions = checked_conditions(sweeper.conditions, space, fixed_values)
     sweep_dir = Path(str(sweeper.config.hydra.sweep.dir)).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
