@@ -45,6 +45,7 @@ def test_train_run_is_finished_with_params_metrics_and_artifacts(hinge_run):
     assert experiment.name == "icd_sample"
     tags = run.data.tags
     assert tags["ktt.version.scikit-learn"] and tags["ktt.python"] and len(tags["ktt.checkpoint_sha256"]) == 64
+    assert "data.warnings" not in tags
     artifacts = {a.path for a in mlflow_client(cwd).list_artifacts(run.info.run_id)}
     assert {"checkpoint", "hierarchy.json", "hydra", "plots", "reference"} <= artifacts
     plots = {a.path for a in mlflow_client(cwd).list_artifacts(run.info.run_id, "plots")}
@@ -53,6 +54,21 @@ def test_train_run_is_finished_with_params_metrics_and_artifacts(hinge_run):
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= hydra_files
     # the printed report: a metric table and how to open the run
     assert "leaf_accuracy" in result.stdout and run.info.run_id in result.stdout and "mlflow ui" in result.stdout
+
+
+def test_a_warning_about_the_data_is_on_the_run(tmp_path):
+    """Labels joined by ">" read with the default " > ": the adapter's warning is the run's tag data.warnings."""
+    names = {"Food>Snacks>Chips": "salted potato chips", "Food>Drinks>Tea": "green tea bags",
+             "Home>Garden>Hose": "garden hose"}
+    path = tmp_path / "joined.csv"
+    path.write_text("text,category\n" + "".join(f"{text} {i},{label}\n" for label, text in names.items()
+                                                  for i in range(30)))
+    result = run_cli("model=tfidf_lsgd", *SMALL, f"dataset.path={path}", "plots=false", cwd=tmp_path)
+    (run,) = mlflow_runs(tmp_path)
+    assert run.info.status == "FINISHED" and "label paths have one level" in result.stderr + result.stdout
+    assert run.data.tags["data.warnings"] == (
+        "90 of 90 label paths have one level whose label contains '>' (e.g. 'Food>Snacks>Chips'): if these are "
+        "paths, their levels were not split; set the label delimiter (dataset.delimiter for a file)")
 
 
 def test_logged_model_loads_from_the_run_and_predicts(hinge_run):

@@ -124,7 +124,8 @@ def git_state(directory: Path) -> tuple[str | None, bool]:
 
 
 def log_dataset(dataset) -> None:
-    """Dataset fingerprint, cache folder, split sizes and dropped rows."""
+    """Dataset fingerprint, cache folder, split sizes and dropped rows; the adapter's warnings as the tag
+    ``data.warnings`` (one per line)."""
     meta = dataset.meta
     params = {
         "data.fingerprint": meta["source"],
@@ -135,6 +136,8 @@ def log_dataset(dataset) -> None:
     params.update({f"data.{name}_size": size for name, size in meta["sizes"].items()})
     params.update({f"data.dropped.{reason.replace(' ', '_')}": n for reason, n in meta["rows_dropped"].items()})
     mlflow.log_params(params)
+    if meta.get("warnings"):
+        mlflow.set_tag("data.warnings", "\n".join(meta["warnings"]))
     mlflow.log_artifact(str(dataset.path / "hierarchy.json"))
 
 
