@@ -177,9 +177,8 @@ class Adapter(ABC):
         if (destination / "meta.json").is_file():
             log.info("Using the cached intermediate dataset %s", destination)
             cached = IntermediateDataset(destination)
-            _warn_dropped(cached.meta["rows_dropped"], cached.meta["rows_read"])  # as when it was adapted
-            for warning in cached.meta.get("warnings", []):
-                log.warning("%s", warning)
+            meta = cached.meta  # its warnings again, as when it was adapted
+            _warn(meta["rows_dropped"], meta["rows_read"], meta.get("warnings", []))
             return cached
         log.info("Adapting dataset %r", self.name)
         frame = snapshot.read()
@@ -188,15 +187,14 @@ class Adapter(ABC):
             frame["split"] = split_names(frame["split"], self.split_setting())
         frame, dropped = clean(frame)
         n_rows = len(frame) + sum(dropped.values())
-        _warn_dropped(dropped, n_rows)
         if frame.empty:
+            _warn(dropped, n_rows, [])
             reasons = "; ".join(f"{reason} ({count})" for reason, count in dropped.items() if count)
             raise KttError(f"dataset {self.name!r} has no usable rows ({n_rows} read, all dropped"
                            + (f": {reasons})" if reasons else ")"))
         warning = unsplit_paths(frame["path"])
         warnings = [warning] if warning else []
-        if warning:
-            log.warning("%s", warning)
+        _warn(dropped, n_rows, warnings)
         frame["path"] = cut_paths(frame["path"], self.depth)
         frame = self._subsample(frame)
         hierarchy, codes = Hierarchy.from_paths(frame["path"])
@@ -315,10 +313,13 @@ def check_distinct_columns(columns: dict[str, str | None]) -> None:
         setting_of[column] = setting
 
 
-def _warn_dropped(dropped: dict[str, int], n_rows: int) -> None:
+def _warn(dropped: dict[str, int], n_rows: int, warnings: list[str]) -> None:
+    """Log the dropped rows by reason, then the other warnings about the data."""
     for reason, count in dropped.items():
         if count:
             log.warning("Dropped %d of %d rows: %s", count, n_rows, reason)
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 #: Characters that often join the levels of a path written as one string.
