@@ -128,6 +128,43 @@ def test_a_failed_job_does_not_stop_the_others_and_is_named(grid):
     assert parent.info.status == "FAILED" and parent.data.tags["ktt.error"].startswith("2 of 4 sweep jobs failed")
 
 
+def test_jobs_that_prune_the_same_run_at_once_all_succeed(empty_store, tmp_path):
+    """Jobs ending together delete the same worse run's model files at the same moment: none of them fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ktt.sweep.job import SweepParent
+    from ktt.tracking.sweep import prune_models
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow_client(tmp_path)
+    experiment = client.create_experiment("race", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    files = tmp_path / "files"
+    for index in range(300):  # a checkpoint of many files: a delete that takes a while
+        (files / f"{index // 30}").mkdir(parents=True, exist_ok=True)
+        (files / f"{index // 30}" / f"{index}.bin").write_bytes(b"x" * 64)
+    runs = {}
+    for accuracy in (0.9, 0.5, 0.4):
+        run = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
+        client.log_metric(run, "val_leaf_accuracy", accuracy)
+        client.log_artifacts(run, str(files), "checkpoint")
+        model = client.create_logged_model(experiment, source_run_id=run)
+        client.log_model_artifacts(model.model_id, str(files))
+        client.set_terminated(run)
+        runs[accuracy] = run
+    sweep = SweepParent(run_id=parent, experiment_id=experiment, tracking_uri=uri, sweep_dir=str(tmp_path),
+                        objective="val_leaf_accuracy", keep_models="best")
+    with ThreadPoolExecutor(4) as pool:
+        pruned = list(pool.map(lambda _: prune_models(sweep), range(4)))  # raises what a pruner raised
+    assert all(set(ids) <= {runs[0.5], runs[0.4]} for ids in pruned)
+    for accuracy, run in runs.items():
+        artifacts = {a.path for a in client.list_artifacts(run)}
+        models = client.search_logged_models(experiment_ids=[experiment], filter_string=f"source_run_id = '{run}'")
+        assert ("checkpoint" in artifacts, len(models)) == ((True, 1) if accuracy == 0.9 else (False, 0))
+        assert ("ktt.models_deleted" in client.get_run(run).data.tags) == (accuracy != 0.9)
+
+
 # -------------------------------------------------------------- joblib launcher
 def test_parallel_jobs_share_the_warmed_cache_and_a_fresh_sqlite_store(icd_sample, tmp_path):
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "loss=hinge,modified_huber",

@@ -145,12 +145,33 @@ def prune_models(parent: SweepParent, ending_run_id: str | None = None) -> list[
     for run, value in scored:
         if value == best or PRUNED_TAG in run.data.tags:
             continue
-        get_artifact_repository(run.info.artifact_uri).delete_artifacts(CHECKPOINT_DIR)
+        _again_if_raced(get_artifact_repository(run.info.artifact_uri).delete_artifacts, CHECKPOINT_DIR)
         for model in store.search_logged_models(experiment_ids=[run.info.experiment_id],
                                                 filter_string=f"source_run_id = '{run.info.run_id}'"):
-            get_artifact_repository(model.artifact_location).delete_artifacts()
-            store.delete_logged_model(model.model_id)
-        store.set_tag(run.info.run_id, PRUNED_TAG,
-                      f"{parent.objective} {value:.6g} is worse than the sweep's best {best:.6g} (keep_models=best)")
+            _again_if_raced(get_artifact_repository(model.artifact_location).delete_artifacts)
+            _again_if_raced(store.delete_logged_model, model.model_id)
+        _again_if_raced(store.set_tag, run.info.run_id, PRUNED_TAG,
+                        f"{parent.objective} {value:.6g} is worse than the sweep's best {best:.6g} (keep_models=best)")
         pruned.append(run.info.run_id)
     return pruned
+
+
+def _again_if_raced(call, *args, attempts: int = 5) -> None:
+    """``call(*args)``, tried again if it fails: another job may be pruning the same run.
+
+    Jobs that end together prune the same worse run at the same moment (the tag that
+    marks it pruned is set only after its files are gone), so a delete can fail on a
+    file the other job removed first, and MLflow's sqlite store can refuse a tag the
+    other job inserted first. Deleting what is gone does nothing and setting a tag
+    again updates it, so the next attempt finishes the job.
+    """
+    import time
+
+    for attempt in range(attempts):
+        try:
+            call(*args)
+            return
+        except (OSError, mlflow.exceptions.MlflowException):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
